@@ -1,0 +1,432 @@
+"""Command line: ``build_parser()`` and ``main(argv) -> exit code``.
+
+Each command is a small function taking the parsed arguments and a Printer; the work is done by
+the engine, which returns data. Exceptions of the package become one ``error:`` line and their exit
+code; anything else is a bug and shows a traceback only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import EXIT_CONNECT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, MigrateError, StateError, UsageError
+
+EPILOG = f"""exit codes:
+  {EXIT_OK}  success (also: nothing to apply)
+  {EXIT_FAILED}  a migration or seed failed, a check found problems, or the database state refuses the command
+  {EXIT_USAGE}  bad arguments, invalid migration files or configuration
+  {EXIT_CONNECT}  cannot connect: server down, wrong credentials, database missing
+  {EXIT_LOCKED}  another runner held the migration lock longer than --lock-wait
+
+database: --database-url, else DATABASE_URL, else POSTGRES_HOST/PORT/DB/USER/PASSWORD, else PG*
+variables, else the embedded server (make db-up); a .env file in the working directory fills in
+variables the environment does not set."""
+
+
+def _version_arg(text: str) -> int:
+    if not text.isdigit() or int(text) > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a migration version (a whole number)")
+    return int(text)
+
+
+def _count_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a count (a whole number of 1 or more)")
+    return int(text)
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text.removesuffix("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("seconds cannot be negative")
+    return value
+
+
+def _variable_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not name=value (a psql variable name, then '=')")
+    return name, value
+
+
+def _run_options() -> argparse.ArgumentParser:
+    """Options of the commands that change the database."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("locks and timeouts")
+    g.add_argument("--lock-wait", type=_seconds_arg, default=60.0, metavar="S",
+                   help="give up after waiting S seconds for another runner's lock (default 60)")
+    g.add_argument("--lock-timeout", type=_seconds_arg, default=5.0, metavar="S",
+                   help="SET LOCAL lock_timeout for each migration; 0 disables (default 5)")
+    g.add_argument("--lock-retries", type=int, default=3, metavar="N",
+                   help="retries of a migration that hit the lock timeout (default 3)")
+    g.add_argument("--statement-timeout", type=_seconds_arg, default=0.0, metavar="S",
+                   help="SET LOCAL statement_timeout for each migration; 0 means none (default)")
+    p.add_argument("--set", dest="variables", action="append", type=_variable_arg, default=[], metavar="NAME=VALUE",
+                   help="psql variable for files that use :'NAME' (repeatable)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="migrate.py",
+        description="Apply, roll back, inspect and seed PostgreSQL migrations (NNNN_name.up.sql / .down.sql).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--database-url", metavar="URL", help="connection URL or 'key=value' string")
+    parser.add_argument("--dir", metavar="DIR", help="migrations folder (env MIGRATIONS_DIR; default migrations/postgres)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show notices, psql output and tracebacks")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and requested data")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = _run_options()
+
+    def add(name: str, help_text: str, *, parents: list | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, parents=parents or [],
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    add("init", "create the database if missing (via the postgres database) and the tracking table", parents=[run])
+
+    p = add("up", "apply pending migrations in version order, each in its own transaction", parents=[run])
+    p.add_argument("--to", type=_version_arg, metavar="V", help="stop after version V")
+    p.add_argument("--steps", type=_count_arg, metavar="N", help="apply at most N migrations")
+    p.add_argument("--dry-run", action="store_true", help="list what would be applied; change nothing")
+    p.add_argument("--sql", action="store_true", help="print the exact SQL script that would run; change nothing")
+    p.add_argument("--allow-out-of-order", action="store_true",
+                   help="apply pending migrations older than the newest applied one")
+    p.add_argument("--ignore-changed", action="store_true", help="apply even if applied files have been edited")
+
+    p = add("down", "roll back applied migrations, newest first (default 1)", parents=[run])
+    p.add_argument("count", nargs="?", type=_count_arg, default=1, metavar="N", help="how many (default 1)")
+    p.add_argument("--to", type=_version_arg, metavar="V", help="roll back everything above V (V stays applied)")
+    p.add_argument("--all", action="store_true", help="roll back everything")
+    p.add_argument("--dry-run", action="store_true", help="list what would be rolled back; change nothing")
+    p.add_argument("--sql", action="store_true", help="print the exact SQL script that would run; change nothing")
+
+    add("redo", "roll back the newest migration and apply it again", parents=[run])
+
+    p = add("status", "list every migration with its state, then a summary")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--check", action="store_true", help="exit 1 unless everything is applied and clean")
+
+    add("version", "print the highest applied version (0 when none)")
+
+    p = add("force", "re-run version V's up file now, record it and clear its dirty mark", parents=[run])
+    p.add_argument("version", type=_version_arg, metavar="V")
+
+    p = add("baseline", "record every migration up to V as applied without running it", parents=[run])
+    p.add_argument("version", type=_version_arg, metavar="V")
+
+    p = add("rehash", "record the current checksum of version V's file after an intended edit", parents=[run])
+    p.add_argument("version", type=_version_arg, metavar="V")
+
+    add("verify", "report duplicate, invalid, changed, missing, dirty and out-of-order migrations")
+
+    p = add("create", "write the next version's .up.sql and .down.sql files")
+    p.add_argument("name", help="letters, digits, '_' and '-', e.g. add_users_table")
+
+    p = add("fresh", "drop every schema (public's objects too) and apply everything again", parents=[run])
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--allow-production", action="store_true", help="allow it when APP_ENV/ENVIRONMENT says production")
+
+    p = add("seed", "run the seed files (SEEDS_DIR, default seeds/) in name order, each in a transaction",
+            parents=[run])
+    p.add_argument("--seeds-dir", metavar="DIR", help="seeds folder (env SEEDS_DIR; default seeds)")
+
+    p = add("wait", "wait until the database accepts connections")
+    p.add_argument("--timeout", type=_seconds_arg, default=30.0, metavar="S", help="give up after S seconds (default 30)")
+
+    p = add("server", "manage the embedded PostgreSQL in .pgdata/ (make db-up / db-down)")
+    p.add_argument("action", choices=["start", "stop", "status", "url"])
+    p.add_argument("--if-unconfigured", action="store_true",
+                   help="with start: only when no other database is configured (what 'make demo' uses)")
+
+    p = add("psql", "open psql on the configured database (extra arguments go to psql)")
+    p.add_argument("psql_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    return parser
+
+
+# --- command handlers ---
+
+
+def _settings(args: argparse.Namespace):
+    from .config import build_settings
+
+    settings = build_settings(database_url=args.database_url, migrations_dir=args.dir,
+                              seeds_dir=getattr(args, "seeds_dir", None))
+    settings.verbose, settings.quiet = args.verbose, args.quiet
+    for name in ("lock_wait", "lock_timeout", "lock_retries", "statement_timeout"):
+        if hasattr(args, name):
+            setattr(settings, name, getattr(args, name))
+    settings.variables = dict(getattr(args, "variables", []) or [])
+    return settings
+
+
+def _runner(args: argparse.Namespace, printer):
+    from .engine import Runner
+
+    output = (lambda line: print(line, file=sys.stderr)) if args.verbose else None
+    return Runner(_settings(args), on_result=printer.result, on_note=printer.note, on_output=output)
+
+
+def cmd_init(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        done = runner.init()
+        target = runner.settings.target.describe()
+    printer.info(("created database; " if done["created_database"] else "") + f"ready: {target}")
+    return EXIT_OK
+
+
+def cmd_up(args, printer) -> int:
+    if args.sql:
+        return _print_plan(args, printer, "up")
+    with _runner(args, printer) as runner:
+        results = runner.up(to=args.to, steps=args.steps, dry_run=args.dry_run,
+                            allow_out_of_order=args.allow_out_of_order, ignore_changed=args.ignore_changed)
+        version, _ = runner.version()
+    if not results:
+        printer.info(f"nothing to apply; current version {version}")
+    elif not args.dry_run:
+        total = sum(r.ms for r in results)
+        printer.info(f"applied {len(results)} migration(s) in {total / 1000:.2f} s; current version {version}")
+    return EXIT_OK
+
+
+def cmd_down(args, printer) -> int:
+    if args.sql:
+        return _print_plan(args, printer, "down")
+    with _runner(args, printer) as runner:
+        results = runner.down(args.count, to=args.to, all_=args.all, dry_run=args.dry_run)
+        version, _ = runner.version()
+    if not results:
+        printer.info(f"nothing to roll back; current version {version}")
+    elif not args.dry_run:
+        printer.info(f"rolled back {len(results)} migration(s); current version {version}")
+    return EXIT_OK
+
+
+def _print_plan(args, printer, direction: str) -> int:
+    from .engine import select_pending, select_rollback, tracking_steps
+    from .plan import render_plan
+    from .tracking import read_rows, read_shape, refuse_foreign
+
+    with _runner(args, printer) as runner:
+        folder = runner.folder()
+        runner._connect()
+        cur = runner.conn.cursor()
+        shape = read_shape(cur)
+        refuse_foreign(shape)
+        rows = read_rows(cur) if shape.ours else {}
+        if direction == "up":
+            chosen = select_pending(folder, rows, to=args.to, steps=args.steps)
+        else:
+            versions = select_rollback(rows, count=args.count, to=args.to, all_=args.all)
+            files = folder.by_version()
+            missing = [v for v in versions if v not in files or files[v].down is None]
+            if missing:
+                raise StateError(f"version {missing[0]} has no down file; nothing to preview")
+            chosen = [files[v] for v in versions]
+        runner._precheck([m.up if direction == "up" else m.down for m in chosen])
+        text = render_plan(direction, chosen, limits=runner.limits, variables=runner.settings.variables,
+                           target_description=runner.settings.target.describe(), steps_for=tracking_steps)
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_redo(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        runner.redo()
+    return EXIT_OK
+
+
+def cmd_status(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        status = runner.status()
+    if args.format == "json":
+        printer.status_json(status)
+    else:
+        printer.status_table(status)
+    return EXIT_FAILED if args.check and (not status.clean or status.out_of_order) else EXIT_OK
+
+
+def cmd_version(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        version, dirty = runner.version()
+    printer.line(str(version))
+    if dirty:
+        printer.warning(f"version {version} is dirty; see 'status'")
+    return EXIT_OK
+
+
+def cmd_force(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        runner.force(args.version)
+    return EXIT_OK
+
+
+def cmd_baseline(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        results = runner.baseline(args.version)
+    printer.info(f"recorded {len(results)} migration(s) as applied, up to version {args.version}")
+    return EXIT_OK
+
+
+def cmd_rehash(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        old, new = runner.rehash(args.version)
+    printer.info(f"version {args.version}: checksum {(old or 'none')[:8]} -> {new[:8]}")
+    return EXIT_OK
+
+
+def cmd_verify(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        problems = runner.verify()
+    for problem in problems:
+        printer.line(f"problem: {problem}")
+    printer.info(f"{len(problems)} problem(s) found" if problems else "ok: no problems found")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def cmd_create(args, printer) -> int:
+    from .creation import create_migration
+
+    settings = _settings(args)
+    up, down = create_migration(settings.migrations_dir, args.name, datetime.now(UTC))
+    printer.line(str(up))
+    printer.line(str(down))
+    return EXIT_OK
+
+
+def cmd_fresh(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        from .engine import refuse_production
+
+        refuse_production(args.allow_production)
+        if not args.yes:
+            _confirm(runner.settings.target)
+        results = runner.fresh(allow_production=args.allow_production)
+    printer.info(f"dropped everything and applied {len(results)} migration(s)")
+    return EXIT_OK
+
+
+def _confirm(target) -> None:
+    dbname = target.params().get("dbname") or "?"
+    if not sys.stdin.isatty():
+        raise StateError(f"refusing to drop every schema of database \"{dbname}\" without --yes")
+    answer = input(f"This drops every schema and object in database \"{dbname}\" ({target.describe()}).\n"
+                   f"Type the database name to confirm: ")
+    if answer.strip() != dbname:
+        raise StateError("not confirmed; nothing was dropped")
+
+
+def cmd_seed(args, printer) -> int:
+    with _runner(args, printer) as runner:
+        results = runner.seed()
+    printer.info(f"ran {len(results)} seed file(s)")
+    return EXIT_OK
+
+
+def cmd_wait(args, printer) -> int:
+    from .db import wait_for
+
+    settings = _settings(args)
+    waited = wait_for(settings.target, args.timeout)
+    printer.info(f"database ready after {waited:.1f} s: {settings.target.describe()}")
+    return EXIT_OK
+
+
+def cmd_server(args, printer) -> int:
+    from .config import load_environment
+    from .embedded import from_environment
+
+    env = load_environment()
+    server = from_environment(_project_root(), env)
+    if args.action == "start" and args.if_unconfigured and not _settings(args).target.embedded:
+        printer.info(f"using the configured database ({_settings(args).target.source}); not starting the embedded one")
+        return EXIT_OK
+    if args.action == "start":
+        url = server.start()
+        printer.info(f"embedded PostgreSQL running: {url} (data in {server.datadir})")
+    elif args.action == "stop":
+        was = server.stop()
+        printer.info("embedded PostgreSQL stopped" if was else "embedded PostgreSQL was not running")
+    elif args.action == "url":
+        printer.line(server.url)
+    else:
+        for key, value in server.status().items():
+            printer.line(f"{key}: {value}")
+    return EXIT_OK
+
+
+def cmd_psql(args, printer) -> int:
+    from .psql import exec_psql
+
+    exec_psql(_settings(args).target, args.psql_args)
+    return EXIT_OK  # not reached: psql replaces this process
+
+
+def _project_root() -> Path:
+    """The folder with the Makefile, found from the working directory upwards."""
+    here = Path.cwd()
+    for candidate in (here, *here.parents):
+        if (candidate / "Makefile").is_file() and (candidate / "pyproject.toml").is_file():
+            return candidate
+    return here
+
+
+HANDLERS = {
+    "init": cmd_init, "up": cmd_up, "down": cmd_down, "redo": cmd_redo, "status": cmd_status,
+    "version": cmd_version, "force": cmd_force, "baseline": cmd_baseline, "rehash": cmd_rehash,
+    "verify": cmd_verify, "create": cmd_create, "fresh": cmd_fresh, "seed": cmd_seed,
+    "wait": cmd_wait, "server": cmd_server, "psql": cmd_psql,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .output import Printer
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    printer = Printer(quiet=args.quiet)
+    try:
+        return HANDLERS[args.command](args, printer)
+    except MigrateError as exc:
+        printer.error(exc.message, exc.details)
+        if args.verbose:
+            _traceback(printer, args.database_url)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        printer.error("interrupted; the migration in progress was rolled back")
+        return 130
+    except Exception as exc:  # a bug: say so in one line, the traceback only on request
+        printer.error(f"unexpected {type(exc).__name__}: {_scrub(str(exc), args.database_url)}; "
+                      "rerun with --verbose and report it")
+        if args.verbose:
+            _traceback(printer, args.database_url)
+        return EXIT_FAILED
+
+
+def _scrub(text: str, database_url: str | None = None) -> str:
+    from .config import load_environment, resolve_target
+
+    try:
+        password = resolve_target(database_url, load_environment()).password
+    except UsageError:
+        return text
+    return text.replace(password, "***") if password else text
+
+
+def _traceback(printer, database_url: str | None) -> None:
+    print(_scrub(traceback.format_exc(), database_url), file=printer.err)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["EXIT_CONNECT", "EXIT_LOCKED", "build_parser", "main"]

@@ -1,0 +1,160 @@
+"""Connections and the migration lock.
+
+The lock is a transaction-level advisory lock, taken by polling ``pg_try_advisory_xact_lock`` on a
+connection of its own that keeps one transaction open for the whole run. A transaction pins its
+server connection even behind PgBouncer in transaction pooling mode, so the lock means the same
+there as on a direct connection; it never blocks inside the server (a blocking lock request can
+deadlock with ``CREATE INDEX CONCURRENTLY``); and it is gone the moment the runner's connection is.
+The idle transaction holds no snapshot, so it does not hold back vacuum or concurrent index builds.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from .config import APPLICATION_NAME, Target
+from .errors import ConnectError, LockTimeout
+from .tracking import QUALIFIED
+
+LOCK_NAMESPACE = 0x70676D67  # 'pgmg': the first key of the two-key advisory lock
+
+
+def connect(target: Target, *, dbname: str | None = None, autocommit: bool = True) -> psycopg.Connection:
+    """Open a connection, or raise ConnectError with a one-line reason and what to do."""
+    if dbname:
+        target = target.with_dbname(dbname)
+    try:
+        conn = psycopg.connect(
+            target.conninfo,
+            autocommit=autocommit,
+            application_name=APPLICATION_NAME,
+            connect_timeout=10,
+            prepare_threshold=None,  # no server-side prepared statements: safe behind PgBouncer
+        )
+    except psycopg.OperationalError as exc:
+        raise connect_error(target, exc) from None
+    except psycopg.ProgrammingError as exc:  # malformed connection string
+        raise ConnectError(f"invalid connection string ({scrub(str(exc), target)}); fix DATABASE_URL") from None
+    return conn
+
+
+def connect_error(target: Target, exc: Exception) -> ConnectError:
+    text = scrub(str(exc), target)
+    reason = _last_line(text)
+    where = target.describe()
+    low = text.lower()
+    if "does not exist" in low and "database" in low:
+        db = target.params().get("dbname", "the database")
+        return ConnectError(
+            f'database "{db}" does not exist ({where}); create it with \'scripts/migrate.py init\' (make db-init)'
+        )
+    if "authentication failed" in low or "no password supplied" in low or "password" in low:
+        return ConnectError(f"authentication failed ({where}): {reason}; check the user and password")
+    if "role" in low and "does not exist" in low:
+        return ConnectError(f"{reason} ({where}); check the user name")
+    if target.embedded and ("refused" in low or "no such file" in low):
+        return ConnectError(f"the embedded PostgreSQL is not running ({where}); start it with 'make db-up'")
+    return ConnectError(f"cannot connect to PostgreSQL ({where}): {reason}; check that the server runs there")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "unknown error"
+    best = lines[-1]
+    for ln in lines:
+        if "FATAL" in ln or "refused" in ln or "timeout" in ln.lower():
+            best = ln
+    return best.removeprefix("connection failed: ")
+
+
+def scrub(text: str, target: Target) -> str:
+    """Remove the password from any text that might echo it."""
+    password = target.password
+    return text.replace(password, "***") if password else text
+
+
+def wait_for(target: Target, timeout: float) -> float:
+    """Poll until the database accepts connections; return the seconds waited."""
+    start = time.monotonic()
+    while True:
+        try:
+            connect(target).close()
+            return time.monotonic() - start
+        except ConnectError:
+            if time.monotonic() - start >= timeout:
+                raise
+            time.sleep(0.25)
+
+
+class MigrationLock:
+    """Held from ``acquire()`` to ``release()``; see the module docstring."""
+
+    def __init__(self, target: Target, *, wait: float, on_wait: Callable[[str], None]) -> None:
+        self.target = target
+        self.wait = wait
+        self.on_wait = on_wait
+        self.conn: psycopg.Connection | None = None
+
+    def acquire(self) -> None:
+        conn = connect(self.target, autocommit=False)
+        self.conn = conn
+        cur = conn.cursor()
+        cur.execute(
+            "SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0"
+        )
+        # Only simple-protocol queries (no bound parameters) on this connection: an extended-protocol
+        # query leaves its portal, and with it a snapshot, open in the transaction, and a snapshot
+        # makes CREATE INDEX CONCURRENTLY wait for this transaction to end.
+        cur.execute(f"SELECT hashtext(current_database() || '/{QUALIFIED}')")
+        key = int(cur.fetchone()[0])
+        deadline = time.monotonic() + self.wait
+        delay, told = 0.05, False
+        while True:
+            cur.execute(f"SELECT pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key})")
+            if cur.fetchone()[0]:
+                return
+            holder = self._holder(cur, key)
+            if time.monotonic() >= deadline:
+                self.release()
+                raise LockTimeout(
+                    f"gave up waiting {self.wait:g} s for the migration lock, held by {holder}; "
+                    "let that runner finish, or raise --lock-wait"
+                )
+            if not told:
+                self.on_wait(f"waiting for the migration lock, held by {holder}")
+                told = True
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5) * random.uniform(0.8, 1.2)
+
+    def _holder(self, cur: Any, key: int) -> str:
+        cur.execute(
+            f"""SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'),
+                      coalesce(host(a.client_addr), 'local socket'),
+                      to_char(coalesce(a.xact_start, a.backend_start), 'YYYY-MM-DD HH24:MI:SS TZ')
+               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+                     SELECT oid FROM pg_database WHERE datname = current_database())
+                 AND l.classid = {LOCK_NAMESPACE}::bigint::oid AND l.objid = {key & 0xFFFFFFFF}::bigint::oid
+                 AND l.objsubid = 2
+               LIMIT 1"""
+        )
+        row = cur.fetchone()
+        if not row:
+            return "another session (it has just let go)"
+        pid, app, client, since = row
+        return f"pid {pid} (application {app}, client {client}, since {since})"
+
+    def release(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.rollback()
+                self.conn.close()
+            except psycopg.Error:
+                pass
+            self.conn = None

@@ -1,0 +1,227 @@
+"""Finding migration and seed files and reading them.
+
+``NNNN_name.up.sql`` with an optional ``NNNN_name.down.sql``. The version is the integer value of
+the leading digits (any width); names use letters, digits, ``_`` and ``-``. Everything that is
+wrong with a folder is collected, so ``verify`` can list it all and other commands refuse before
+touching the database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from . import sqltext
+from .errors import FileError
+
+MAX_VERSION = 2**63 - 1
+MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$")
+LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL)
+DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")
+KNOWN_DIRECTIVES = {"no-transaction"}
+
+
+@dataclass
+class SqlFile:
+    """One SQL file: read lazily, decoded as UTF-8 (a BOM is allowed), scanned once."""
+
+    path: Path
+
+    @cached_property
+    def raw(self) -> str:
+        try:
+            data = self.path.read_bytes()
+        except PermissionError:
+            raise FileError(f"{self.path}: cannot read the file (permission denied); fix its permissions") from None
+        except OSError as exc:
+            raise FileError(f"{self.path}: cannot read the file ({exc.strerror})") from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise FileError(
+                f"{self.path}:{line}: the file is not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                "save it as UTF-8"
+            ) from None
+
+    @cached_property
+    def text(self) -> str:
+        """The content without a BOM: what is sent to the server."""
+        return sqltext.strip_bom(self.raw)
+
+    @cached_property
+    def checksum(self) -> str:
+        return sqltext.checksum(self.raw)
+
+    @cached_property
+    def scan(self) -> sqltext.Scan:
+        return sqltext.scan_sql(self.text)
+
+    @cached_property
+    def directives(self) -> dict[str, str]:
+        """``-- migrate:NAME`` lines among the file's leading comment lines."""
+        found: dict[str, str] = {}
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if not stripped.startswith("--"):
+                break
+            m = DIRECTIVE.match(stripped)
+            if not m:
+                continue
+            if m.group(1) not in KNOWN_DIRECTIVES:
+                known = ", ".join(f"-- migrate:{d}" for d in sorted(KNOWN_DIRECTIVES))
+                raise FileError(
+                    f"{self.path}:{number}: unknown directive '-- migrate:{m.group(1)}'; known: {known}"
+                )
+            found[m.group(1)] = m.group(2).strip()
+        return found
+
+    @property
+    def transactional(self) -> bool:
+        return "no-transaction" not in self.directives
+
+    @property
+    def needs_psql(self) -> bool:
+        return self.scan.needs_psql
+
+    def check_runnable(self) -> None:
+        """Refuse files that would run wrongly: empty, or ending the runner's transaction."""
+        self.directives  # noqa: B018 - raises on an unknown directive
+        if not sqltext.has_statements(self.text):
+            raise FileError(
+                f"{self.path}: the file has no SQL statements; write the migration, or put "
+                "'SELECT 1;' in it to record a deliberate no-op"
+            )
+        if self.transactional and self.scan.transaction_control:
+            line, keyword = self.scan.transaction_control[0]
+            raise FileError(
+                f"{self.path}:{line}: {keyword} would end the transaction the runner wraps the "
+                "migration in; remove it, or add '-- migrate:no-transaction' at the top of the file"
+            )
+
+
+@dataclass
+class Migration:
+    version: int
+    name: str
+    up: SqlFile | None = None
+    down: SqlFile | None = None
+    digits: int = 6
+
+    @property
+    def label(self) -> str:
+        """``000042_add_users``: the version as written in the file name, and the name."""
+        return f"{self.version:0{self.digits}d}_{self.name}"
+
+
+@dataclass
+class Folder:
+    """The migrations found in a folder, in version order, and what is wrong with it."""
+
+    path: Path
+    migrations: list[Migration] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def by_version(self) -> dict[int, Migration]:
+        return {m.version: m for m in self.migrations}
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            more = f" (and {len(self.problems) - 1} more problems; run 'verify')" if len(self.problems) > 1 else ""
+            raise FileError(self.problems[0] + more, details=self.problems[1:])
+
+
+def parse_name(filename: str) -> tuple[int, str, str] | None:
+    """``(version, name, direction)`` for a migration file name, or None if it is not one.
+
+    Raises FileError for a name that looks like a migration but is not valid."""
+    m = MIGRATION_NAME.match(filename)
+    if not m:
+        if LOOKS_LIKE_MIGRATION.match(filename):
+            raise FileError(
+                f"{filename}: invalid migration file name; names may use letters, digits, '_' and '-' "
+                "(NNNN_name.up.sql); rename the file"
+            )
+        return None
+    version = int(m.group(1))
+    if version > MAX_VERSION:
+        raise FileError(f"{filename}: version {m.group(1)} is larger than bigint allows ({MAX_VERSION}); renumber it")
+    if version == 0:
+        raise FileError(f"{filename}: version 0 is reserved (it means 'nothing applied'); start at 1")
+    return version, m.group(2), m.group(3)
+
+
+def scan_folder(path: Path) -> Folder:
+    """Read the folder listing (not the files) and pair up/down files by version."""
+    folder = Folder(path)
+    if not path.is_dir():
+        raise FileError(
+            f"{path}: migrations folder not found; create it, or point --dir / MIGRATIONS_DIR at the right one"
+        )
+    seen: dict[tuple[int, str], Path] = {}
+    found: dict[int, Migration] = {}
+    for entry in sorted(path.iterdir()):
+        try:
+            parsed = parse_name(entry.name)
+        except FileError as exc:
+            folder.problems.append(str(exc))
+            continue
+        if parsed is None:
+            if entry.suffix == ".sql":
+                folder.warnings.append(f"{entry}: ignored, not a migration file name (NNNN_name.up.sql or .down.sql)")
+            continue
+        version, name, direction = parsed
+        other = seen.get((version, direction))
+        if other is not None:
+            folder.problems.append(
+                f"duplicate version {version} ({direction}): {other.name} and {entry.name}; renumber one of them"
+            )
+            continue
+        seen[(version, direction)] = entry
+        migration = found.setdefault(version, Migration(version, name, digits=len(entry.name.split("_", 1)[0])))
+        if migration.name != name:
+            folder.problems.append(
+                f"version {version} has files with different names: {migration.name} and {entry.name}; make them match"
+            )
+            continue
+        setattr(migration, direction, SqlFile(entry))
+    for version, migration in sorted(found.items()):
+        if migration.up is None:
+            folder.problems.append(
+                f"{migration.down.path}: down file without its up file {migration.label}.up.sql; add it or remove this one"
+            )
+            continue
+        folder.migrations.append(migration)
+    return folder
+
+
+def load_folder(path: Path, warn: Callable[[str], None], *, strict: bool = True) -> Folder:
+    """Scan a folder, pass its warnings to ``warn``, and (strict) refuse when it has problems."""
+    folder = scan_folder(path)
+    for warning in folder.warnings:
+        warn(warning)
+    if strict:
+        folder.raise_problems()
+    return folder
+
+
+def seed_files(path: Path) -> list[SqlFile]:
+    if not path.is_dir():
+        raise FileError(f"{path}: seeds folder not found; create it, or point SEEDS_DIR at the right one")
+    return [SqlFile(p) for p in sorted(path.glob("*.sql")) if p.is_file()]
+
+
+def next_version(folder: Folder, now_stamp: str) -> tuple[int, int]:
+    """``(version, digits)`` for a new migration: timestamp style if the folder uses it."""
+    if not folder.migrations:
+        return 1, 6
+    last = folder.migrations[-1]
+    if last.digits == 14 and str(last.version).startswith(("19", "20")):
+        return max(int(now_stamp), last.version + 1), 14
+    return last.version + 1, max(last.digits, len(str(last.version + 1)))

@@ -1,0 +1,298 @@
+"""The psql bridge: files that only psql understands, run atomically with their tracking rows.
+
+One ``psql -X -q -v ON_ERROR_STOP=1`` process serves a whole run. For each file it is sent::
+
+    BEGIN; SET LOCAL ...;  \\i 'file.sql'  <tracking statement>  \\echo <token> ready
+
+and only after ``ready`` comes back, ``COMMIT; \\echo <token> done``. If the runner dies before
+that, psql reads end-of-file (and is killed with its parent on Linux), the server rolls the open
+transaction back, and neither the file's work nor its tracking row remains.
+
+The password reaches psql through its environment, never its command line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .config import APPLICATION_NAME, Target, conninfo_params, make_conninfo
+from .discovery import SqlFile
+from .errors import MigrationFailed, UsageError
+from .executor import Limits, Step, display_path
+from .tracking import render
+
+_ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL|PANIC):\s+(?P<rest>.*)$")
+_SQLSTATE = re.compile(r"^(?P<state>[0-9A-Z]{5}): (?P<msg>.*)$")
+_BARE_FATAL = re.compile(r"^psql: (?:error: )?(?P<rest>.*)$")
+
+
+def find_psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    try:
+        from .embedded import find_pg_binary
+
+        return find_pg_binary("psql")
+    except Exception:
+        raise UsageError(
+            "psql not found; install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client) "
+            "or put it on PATH"
+        ) from None
+
+
+def child_connection(target: Target) -> tuple[str, dict[str, str]]:
+    """psql's ``-d`` argument without the password, and an environment that carries it."""
+    params = conninfo_params(target.conninfo)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    if password:
+        env["PGPASSWORD"] = password
+    return make_conninfo(params), env
+
+
+def exec_psql(target: Target, extra: list[str]) -> None:
+    """Replace this process with an interactive psql on the target."""
+    conninfo, env = child_connection(target)
+    psql = find_psql()
+    os.execvpe(psql, [psql, "-d", conninfo, *extra], env)
+
+
+def quote_meta_arg(path: str) -> str:
+    """A file name as a psql meta-command argument."""
+    return "'" + path.replace("'", "''") + "'"
+
+
+def set_variable(name: str, value: str) -> str:
+    """``\\set name 'value'`` with psql's own quoting."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return f"\\set {name} '{escaped}'"
+
+
+def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, transactional: bool) -> tuple[str, str]:
+    """The two halves of one migration as psql runs it: up to and after the point of no return.
+
+    ``body`` is the file's content or an ``\\i`` of it. Transactional: ``BEGIN`` ... tracking /
+    ``COMMIT``. Not transactional: dirty mark, the file, clean mark / nothing."""
+    rendered = [render(sql, params) + ";" for sql, params in steps]
+    if transactional:
+        prelude = limits.set_local_sql()
+        head = "BEGIN;\n" + (prelude + ";\n" if prelude else "")
+        return head + body.rstrip("\n") + "\n" + "\n".join(rendered) + "\n", "COMMIT;\n"
+    before, after = rendered[0], rendered[1:]
+    return before + "\n" + body.rstrip("\n") + "\n" + "\n".join(after) + "\n", ""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class PsqlSession:
+    """A psql process fed through a pipe, one migration at a time."""
+
+    def __init__(self, target: Target, variables: dict[str, str], *, verbose: bool = False,
+                 on_output: Callable[[str], None] | None = None) -> None:
+        self.target = target
+        self.variables = variables
+        self.verbose = verbose
+        self.on_output = on_output or (lambda line: None)
+        self.token = "pgmigrate-" + secrets.token_hex(8)
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.errors: list[str] = []
+
+    # --- process ---
+
+    def argv(self) -> list[str]:
+        return [find_psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", child_connection(self.target)[0]]
+
+    def environment(self) -> dict[str, str]:
+        env = child_connection(self.target)[1]
+        env["PGAPPNAME"] = APPLICATION_NAME
+        env["PGCLIENTENCODING"] = "UTF8"
+        env.setdefault("PGCONNECT_TIMEOUT", "10")
+        return env
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, encoding="utf-8", errors="replace", env=self.environment(),
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        setup = ["\\set VERBOSITY verbose", "\\set SHOW_CONTEXT errors", "SET standard_conforming_strings = on;"]
+        setup += [set_variable(k, v) for k, v in self.variables.items()]
+        self._send("\n".join(setup) + "\n")
+        self._sync("started", None)
+
+    def _read_stdout(self) -> None:
+        assert self.proc and self.proc.stdout
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith(self.token):
+                self.lines.put(line)
+            else:
+                self.on_output(line)
+        self.lines.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.proc and self.proc.stderr
+        for line in self.proc.stderr:
+            self.errors.append(line.rstrip("\n"))
+            if self.verbose:
+                self.on_output(line.rstrip("\n"))
+
+    def _send(self, text: str) -> None:
+        assert self.proc and self.proc.stdin
+        try:
+            self.proc.stdin.write(text)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def _sync(self, word: str, file: SqlFile | None, *, dirty: bool = False) -> None:
+        """Ask psql to echo a marker and wait for it; if psql exits instead, raise its error."""
+        self._send(f"\\echo {self.token} {word}\n")
+        line = self.lines.get()
+        if line is None:
+            raise self._failure(file, dirty=dirty)
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.proc = None
+
+    # --- running files ---
+
+    def run(self, file: SqlFile, steps: Sequence[Step], limits: Limits, *, transactional: bool) -> None:
+        if self.proc is None:
+            self.start()
+        with _includable(file) as path:
+            head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=transactional)
+            self._send(head)
+            self._sync("ready", file, dirty=not transactional)
+        if tail:
+            self._send(tail)
+            self._sync("done", file)
+
+    def _failure(self, file: SqlFile | None, *, dirty: bool) -> MigrationFailed:
+        if self.proc:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        time.sleep(0.05)  # let the stderr reader drain
+        self.proc = None
+        return parse_psql_error(self.errors, file, dirty=dirty, target=self.target)
+
+
+class _includable:
+    """The path psql should ``\\i``: the file itself, or a BOM-less copy (psql does not skip a BOM)."""
+
+    def __init__(self, file: SqlFile) -> None:
+        self.file = file
+        self.tmp: str | None = None
+
+    def __enter__(self) -> str:
+        with open(self.file.path, "rb") as fh:
+            if fh.read(3) != b"\xef\xbb\xbf":
+                return str(self.file.path)
+            fd, self.tmp = tempfile.mkstemp(prefix=self.file.path.stem + ".", suffix=".sql")
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(fh, out)
+        return self.tmp
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tmp:
+            os.unlink(self.tmp)
+
+
+def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool, target: Target) -> MigrationFailed:
+    """Turn psql's stderr (VERBOSITY verbose) into a MigrationFailed naming file and line."""
+    password = target.password
+    if password:
+        lines = [ln.replace(password, "***") for ln in lines]
+    where = display_path(file) if file else "psql"
+    for i, raw in enumerate(lines):
+        m = _ERROR_LINE.match(raw)
+        if not m:
+            continue
+        reported = m.group("file")
+        line = int(m.group("line"))
+        rest = m.group("rest")
+        state = None
+        sm = _SQLSTATE.match(rest)
+        if sm:
+            state, rest = sm.group("state"), sm.group("msg")
+        ours = file is not None and (
+            Path(reported).name == file.path.name or reported.startswith(tempfile.gettempdir())
+        )
+        if ours:
+            location = f"{where}:{line}"
+        elif reported == "<stdin>":
+            location = where
+        else:
+            location = f"{reported}:{line}"
+        details = []
+        for extra in lines[i + 1:]:
+            key = extra.split(":", 1)[0]
+            if key in ("DETAIL", "HINT"):
+                details.append(f"{key.lower()}: {extra.split(':', 1)[1].strip()}")
+            elif key == "CONTEXT":
+                details.append(f"context: {extra.split(':', 1)[1].strip()}")
+            elif _ERROR_LINE.match(extra):
+                break
+        if "syntax error at or near \":" in rest and file is not None:
+            details.append("hint: a psql variable may be unset; pass it with --set name=value")
+        suffix = f" (SQLSTATE {state})" if state else ""
+        return MigrationFailed(f"{location}: {rest}{suffix}", path=location, line=line, sqlstate=state,
+                               details=details, dirty=dirty)
+    for raw in lines:
+        m = _BARE_FATAL.match(raw)
+        if m:
+            return MigrationFailed(f"{where}: psql: {m.group('rest')}", path=where, dirty=dirty)
+    last = next((ln for ln in reversed(lines) if ln.strip()), "psql exited without a message")
+    return MigrationFailed(f"{where}: {last}", path=where, dirty=dirty)
+
+
+def variables_problem(file: SqlFile, given: dict[str, str]) -> str | None:
+    """A message if the file uses a quoted psql variable (``:'x'``, ``:\"x\"``) that nobody sets."""
+    defined = set(given)
+    for line_no, text in enumerate(file.text.splitlines(), start=1):
+        stripped = text.strip()
+        if stripped.startswith("\\set "):
+            parts = stripped.split()
+            if len(parts) > 1:
+                defined.add(parts[1])
+    for line_no, name in file.scan.variables:
+        if name not in defined:
+            return (f"{display_path(file)}:{line_no}: psql variable :'{name}' is not set; "
+                    f"pass it with --set {name}=VALUE")
+    return None

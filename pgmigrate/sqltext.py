@@ -1,0 +1,228 @@
+"""Reading SQL text the way PostgreSQL and psql read it.
+
+One pass over a file finds its statements (their start and end offsets), whether it needs psql
+(backslash meta-commands, ``COPY ... FROM stdin`` data blocks) and whether it controls transactions
+itself (``BEGIN``/``COMMIT`` at top level). The lexer knows quotes, ``E''`` strings, quoted
+identifiers, dollar quotes, nested block comments and parentheses, so a ``;`` inside any of those
+does not end a statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+BOM = "\ufeff"
+
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
+_COPY_FROM_STDIN = re.compile(r"^\s*COPY\b.*\bFROM\s+STDIN\b", re.IGNORECASE | re.DOTALL)
+_TXN_CONTROL = re.compile(
+    r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b(?!\s+ATOMIC)",
+    re.IGNORECASE,
+)
+_VARIABLE = re.compile(r":(['\"])([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)\1")
+_IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement: its text and where it starts in the file (0-based offset, 1-based line)."""
+
+    text: str
+    start: int
+    line: int
+
+    @property
+    def first_line(self) -> str:
+        """The statement's first non-empty line, for messages."""
+        for raw in self.text.splitlines():
+            if raw.strip() and not raw.strip().startswith("--"):
+                return raw.strip()
+        return self.text.strip().splitlines()[0] if self.text.strip() else ""
+
+
+@dataclass
+class Scan:
+    """What one pass over a file found."""
+
+    statements: list[Statement] = field(default_factory=list)
+    meta_commands: list[tuple[int, str]] = field(default_factory=list)  # (line, command)
+    copy_stdin_lines: list[int] = field(default_factory=list)
+    transaction_control: list[tuple[int, str]] = field(default_factory=list)  # (line, keyword)
+    variables: list[tuple[int, str]] = field(default_factory=list)  # (line, name) of :'x' and :"x"
+
+    @property
+    def needs_psql(self) -> bool:
+        return bool(self.meta_commands or self.copy_stdin_lines or self.variables)
+
+
+def strip_bom(text: str) -> str:
+    return text[1:] if text.startswith(BOM) else text
+
+
+def line_of(text: str, offset: int) -> int:
+    """1-based line number of a 0-based character offset."""
+    return text.count("\n", 0, max(0, offset)) + 1
+
+
+def line_of_position(text: str, position: int, base: int = 0) -> int:
+    """Line of a server error position (1-based characters into the text sent, which starts at
+    ``base`` in ``text``)."""
+    return line_of(text, base + max(position, 1) - 1)
+
+
+def normalized(text: str) -> str:
+    """The text with formatting that does not change meaning removed: a BOM, CRLF or CR line
+    endings, trailing whitespace on each line and trailing blank lines."""
+    text = strip_bom(text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def checksum(text: str) -> str:
+    """sha256 (hex) of the normalized text: a formatting-only edit keeps the checksum."""
+    return hashlib.sha256(normalized(text).encode("utf-8")).hexdigest()
+
+
+def has_statements(text: str) -> bool:
+    """Whether the text has anything besides whitespace and comments."""
+    scan = scan_sql(text)
+    return bool(scan.statements or scan.meta_commands)
+
+
+def scan_sql(text: str) -> Scan:
+    """Split ``text`` (BOM already stripped) into statements and note what needs psql."""
+    return _Lexer(text).run()
+
+
+class _Lexer:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.n = len(text)
+        self.scan = Scan()
+
+    def run(self) -> Scan:
+        text, n = self.text, self.n
+        i = 0
+        start = None  # offset where the current statement's first token starts
+        depth = 0
+        while i < n:
+            c = text[i]
+            if c in " \t\r\n\f":
+                i += 1
+                continue
+            if text.startswith("--", i):
+                i = self._line_end(i)
+                continue
+            if text.startswith("/*", i):
+                i = self._block_comment_end(i)
+                continue
+            if c == "\\":
+                i = self._meta_command(i)
+                if start is not None and i >= n:
+                    break
+                continue
+            if start is None:
+                start = i
+            if c == "'":
+                escapes = i > 0 and text[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(text[i - 2]))
+                i = self._quoted_end(i + 1, "'", backslash=escapes)
+            elif c == '"':
+                i = self._quoted_end(i + 1, '"', backslash=False)
+            elif c == "$" and (i == 0 or not _IDENT_CHAR.match(text[i - 1])):
+                i = self._dollar_end(i)
+            elif c == "(":
+                depth += 1
+                i += 1
+            elif c == ")":
+                depth = max(0, depth - 1)
+                i += 1
+            elif c == ":" and text.startswith(("'", '"'), i + 1) and (i == 0 or text[i - 1] != ":"):
+                i = self._variable(i)
+            elif c == ";" and depth == 0:
+                i = self._finish(start, i + 1)
+                start = None
+            else:
+                i += 1
+        if start is not None and text[start:].strip():
+            self._finish(start, n)
+        return self.scan
+
+    def _finish(self, start: int, end: int) -> int:
+        body = self.text[start:end]
+        line = line_of(self.text, start)
+        self.scan.statements.append(Statement(body, start, line))
+        m = _TXN_CONTROL.match(body)
+        if m:
+            self.scan.transaction_control.append((line, m.group(1).upper()))
+        if _COPY_FROM_STDIN.match(body):
+            self.scan.copy_stdin_lines.append(line)
+            return self._copy_data_end(end)
+        return end
+
+    def _variable(self, i: int) -> int:
+        """A psql variable interpolated as a literal (``:'name'``) or identifier (``:"name"``)."""
+        m = _VARIABLE.match(self.text, i)
+        if not m:
+            return i + 1
+        self.scan.variables.append((line_of(self.text, i), m.group(2)))
+        return m.end()
+
+    def _line_end(self, i: int) -> int:
+        j = self.text.find("\n", i)
+        return self.n if j < 0 else j + 1
+
+    def _block_comment_end(self, i: int) -> int:
+        depth, i = 1, i + 2
+        while i < self.n and depth:
+            if self.text.startswith("/*", i):
+                depth, i = depth + 1, i + 2
+            elif self.text.startswith("*/", i):
+                depth, i = depth - 1, i + 2
+            else:
+                i += 1
+        return i
+
+    def _quoted_end(self, i: int, quote: str, *, backslash: bool) -> int:
+        text, n = self.text, self.n
+        while i < n:
+            c = text[i]
+            if backslash and c == "\\":
+                i += 2
+            elif c == quote:
+                if i + 1 < n and text[i + 1] == quote:
+                    i += 2
+                else:
+                    return i + 1
+            else:
+                i += 1
+        return n
+
+    def _dollar_end(self, i: int) -> int:
+        m = _DOLLAR_TAG.match(self.text, i)
+        if not m:
+            return i + 1
+        tag = m.group(0)
+        j = self.text.find(tag, m.end())
+        return self.n if j < 0 else j + len(tag)
+
+    def _meta_command(self, i: int) -> int:
+        """A psql backslash command runs to the end of its line (``\\\\`` ends it early)."""
+        end = self._line_end(i)
+        command = self.text[i:end].strip()
+        name = command.split()[0] if command.split() else command
+        self.scan.meta_commands.append((line_of(self.text, i), name))
+        return end
+
+    def _copy_data_end(self, i: int) -> int:
+        """Skip a ``COPY ... FROM stdin`` data block, which ends at a line holding ``\\.``."""
+        i = self._line_end(i) if self.text[i - 1] != "\n" else i
+        while i < self.n:
+            end = self._line_end(i)
+            if self.text[i:end].rstrip("\r\n") == "\\.":
+                return end
+            i = end
+        return self.n
