@@ -147,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-unconfigured", action="store_true",
                    help="with start: only when no other database is configured (what 'make demo' uses)")
 
+    p = add("dump-schema", "write database/schemas/<schema>.sql and docs/schema.md from a scratch database "
+            "migrated from scratch (make db-schema-dump)")
+    p.add_argument("--out", default="database/schemas", metavar="DIR", help="where the .sql files go")
+    p.add_argument("--docs", default="docs/schema.md", metavar="FILE", help="the generated data-model page")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ (drift)")
+
+    p = add("adopt", "take over a database another tool manages: move its history into schema_migrations")
+    p.add_argument("--from", dest="tool", metavar="TOOL",
+                   choices=["golang-migrate", "dbmate", "rails", "sea-orm", "goose", "flyway", "schema_version"],
+                   help="the tool (found automatically when there is only one)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be done; change nothing")
+    p.add_argument("--keep", action="store_true", help="leave the old table as it is (default: rename it)")
+
+    p = add("import", "convert another tool's migrations folder into NNNNNN_name.up.sql/.down.sql files")
+    p.add_argument("--from", dest="tool", required=True, metavar="TOOL",
+                   choices=["dbmate", "goose", "flyway", "golang-migrate"])
+    p.add_argument("source", metavar="SRC", help="the other tool's migrations folder")
+
     p = add("psql", "open psql on the configured database (extra arguments go to psql)")
     p.add_argument("psql_args", nargs=argparse.REMAINDER, metavar="ARGS")
     return parser
@@ -194,7 +212,7 @@ def cmd_up(args, printer) -> int:
         printer.info(f"nothing to apply; current version {version}")
     elif not args.dry_run:
         total = sum(r.ms for r in results)
-        printer.info(f"applied {len(results)} migration(s) in {total / 1000:.2f} s; current version {version}")
+        printer.info(f"{len(results)} migration(s) applied in {total / 1000:.2f} s; current version {version}")
     return EXIT_OK
 
 
@@ -207,7 +225,7 @@ def cmd_down(args, printer) -> int:
     if not results:
         printer.info(f"nothing to roll back; current version {version}")
     elif not args.dry_run:
-        printer.info(f"rolled back {len(results)} migration(s); current version {version}")
+        printer.info(f"{len(results)} migration(s) rolled back; current version {version}")
     return EXIT_OK
 
 
@@ -364,6 +382,38 @@ def cmd_server(args, printer) -> int:
     return EXIT_OK
 
 
+def cmd_dump_schema(args, printer) -> int:
+    from .schemadump import dump_schemas
+
+    settings = _settings(args)
+    changed = dump_schemas(settings, Path(args.out), Path(args.docs), check=args.check, on_note=printer.note)
+    if args.check:
+        for path in changed:
+            printer.line(f"differs: {path}")
+        printer.info("schema files are up to date" if not changed else "schema files differ from the migrations; "
+                     "run 'make db-schema-dump' and commit the result")
+        return EXIT_FAILED if changed else EXIT_OK
+    for path in changed:
+        printer.info(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_adopt(args, printer) -> int:
+    from .adopt import adopt
+
+    for line in adopt(_settings(args), tool=args.tool, dry_run=args.dry_run, keep=args.keep, on_note=printer.note):
+        printer.line(line)
+    return EXIT_OK
+
+
+def cmd_import(args, printer) -> int:
+    from .importer import import_folder
+
+    for path in import_folder(args.tool, Path(args.source), _settings(args).migrations_dir):
+        printer.line(str(path))
+    return EXIT_OK
+
+
 def cmd_psql(args, printer) -> int:
     from .psql import exec_psql
 
@@ -384,7 +434,8 @@ HANDLERS = {
     "init": cmd_init, "up": cmd_up, "down": cmd_down, "redo": cmd_redo, "status": cmd_status,
     "version": cmd_version, "force": cmd_force, "baseline": cmd_baseline, "rehash": cmd_rehash,
     "verify": cmd_verify, "create": cmd_create, "fresh": cmd_fresh, "seed": cmd_seed,
-    "wait": cmd_wait, "server": cmd_server, "psql": cmd_psql,
+    "wait": cmd_wait, "server": cmd_server, "psql": cmd_psql, "dump-schema": cmd_dump_schema,
+    "adopt": cmd_adopt, "import": cmd_import,
 }
 
 

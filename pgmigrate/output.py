@@ -58,7 +58,7 @@ class Printer:
         colour = "green" if result.action in ("applied", "seeded", "recorded") else "yellow"
         action = self.paint(f"{result.action:<11}", colour)
         timing = f"  {result.ms:8.1f} ms" if result.ms else ""
-        self.line(f"{action} {result.label}{timing}")
+        self.line(f"{action} {result.label:<34}{timing}")
 
     def status_table(self, status: Status) -> None:
         from tabulate import tabulate

@@ -22,6 +22,8 @@ _TXN_CONTROL = re.compile(
     re.IGNORECASE,
 )
 _VARIABLE = re.compile(r":(['\"])([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)\1")
+_WORD = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
+_ROUTINE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)\b", re.IGNORECASE)
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]")
 
 
@@ -108,7 +110,8 @@ class _Lexer:
         text, n = self.text, self.n
         i = 0
         start = None  # offset where the current statement's first token starts
-        depth = 0
+        depth = 0  # parentheses
+        atomic = 0  # BEGIN ATOMIC ... END blocks (and CASE ... END inside them) of SQL-standard bodies
         while i < n:
             c = text[i]
             if c in " \t\r\n\f":
@@ -142,9 +145,11 @@ class _Lexer:
                 i += 1
             elif c == ":" and text.startswith(("'", '"'), i + 1) and (i == 0 or text[i - 1] != ":"):
                 i = self._variable(i)
-            elif c == ";" and depth == 0:
+            elif c.isalpha() or c == "_":
+                i, atomic = self._word(i, start, atomic)
+            elif c == ";" and depth == 0 and atomic == 0:
                 i = self._finish(start, i + 1)
-                start = None
+                start, atomic = None, 0
             else:
                 i += 1
         if start is not None and text[start:].strip():
@@ -162,6 +167,18 @@ class _Lexer:
             self.scan.copy_stdin_lines.append(line)
             return self._copy_data_end(end)
         return end
+
+    def _word(self, i: int, start: int, atomic: int) -> tuple[int, int]:
+        """Skip a keyword or identifier; track ``BEGIN ATOMIC`` bodies of CREATE FUNCTION/PROCEDURE,
+        whose semicolons do not end the statement (as psql does)."""
+        m = _WORD.match(self.text, i)
+        word = m.group(0).upper()
+        if word in ("BEGIN", "CASE", "END") and _ROUTINE.match(self.text, start):
+            if word == "END":
+                atomic = max(0, atomic - 1)
+            elif word == "CASE" and atomic or word == "BEGIN":
+                atomic += 1
+        return m.end(), atomic
 
     def _variable(self, i: int) -> int:
         """A psql variable interpolated as a literal (``:'name'``) or identifier (``:"name"``)."""
