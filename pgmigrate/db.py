@@ -21,6 +21,10 @@ from .config import APPLICATION_NAME, Target
 from .errors import ConnectError, LockTimeout
 from .tracking import QUALIFIED
 
+CHECK_CLIENT_SQL = (
+    "SELECT set_config('client_connection_check_interval', '1000', false) "
+    "WHERE current_setting('server_version_num')::int >= 140000"
+)
 LOCK_NAMESPACE = 0x70676D67  # 'pgmg': the first key of the two-key advisory lock
 
 
@@ -40,6 +44,12 @@ def connect(target: Target, *, dbname: str | None = None, autocommit: bool = Tru
         raise connect_error(target, exc) from None
     except psycopg.ProgrammingError as exc:  # malformed connection string
         raise ConnectError(f"invalid connection string ({scrub(str(exc), target)}); fix DATABASE_URL") from None
+    if conn.info.server_version >= 140000:
+        # A runner killed mid-statement: its backend notices within a second and rolls back, instead of
+        # holding its locks until the statement ends on its own.
+        conn.execute(CHECK_CLIENT_SQL)
+        if not autocommit:
+            conn.commit()
     return conn
 
 

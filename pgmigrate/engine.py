@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from . import db, discovery, tracking
 from .config import Settings
 from .discovery import Folder, Migration, SqlFile
 from .errors import ConnectError, FileError, StateError, UsageError
-from .executor import Limits, Step, display_path, run_autocommit, run_transactional
+from .executor import Limits, Step, display_path, retry_on_lock_timeout, run_autocommit, run_transactional
 from .psql import PsqlSession, variables_problem
 
 COMMAND = "scripts/migrate.py"
@@ -366,7 +367,11 @@ class Runner:
             if self.psql is None:
                 self.psql = PsqlSession(self.settings.target, self.settings.variables,
                                         verbose=self.settings.verbose, on_output=self.on_output)
-            self.psql.run(file, steps, self.limits, transactional=transactional)
+            run = partial(self.psql.run, file, steps, self.limits, transactional=transactional)
+            if transactional:
+                retry_on_lock_timeout(run, self.limits, self.on_note, display_path(file))
+            else:
+                run()
         elif transactional:
             run_transactional(self.conn, file, steps, self.limits, self.on_note)
         else:

@@ -82,25 +82,26 @@ def failure(file: SqlFile, exc: psycopg.Error, *, base: int = 0, text: str | Non
 def run_transactional(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
                       on_retry: Callable[[str], None]) -> None:
     """Run the file and ``steps`` in one transaction, retrying on lock timeouts."""
-    attempt = 0
+    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits), limits, on_retry, display_path(file))
+
+
+def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry: Callable[[str], None],
+                          where: str) -> None:
+    """Run ``attempt``; while it fails with a lock timeout (55P03), wait with backoff and run it again."""
+    tries = 0
     while True:
         try:
-            _transaction(conn, file, steps, limits)
+            attempt()
             return
-        except _LockTimeout as exc:
-            attempt += 1
-            if attempt > limits.lock_retries:
-                raise exc.failure from None
-            delay = min(0.5 * 2 ** (attempt - 1), 8.0) * random.uniform(0.8, 1.2)
-            on_retry(f"{display_path(file)}: lock timeout{exc.blockers}; retry {attempt} of "
+        except MigrationFailed as exc:
+            if exc.sqlstate != LOCK_NOT_AVAILABLE or tries >= limits.lock_retries:
+                raise
+            tries += 1
+            delay = min(0.5 * 2 ** (tries - 1), 8.0) * random.uniform(0.8, 1.2)
+            blocked = next((d for d in exc.details if d.startswith("blocked by")), "")
+            on_retry(f"{where}: lock timeout{f' ({blocked})' if blocked else ''}; retry {tries} of "
                      f"{limits.lock_retries} in {delay:.1f} s")
             time.sleep(delay)
-
-
-class _LockTimeout(Exception):
-    def __init__(self, failure: MigrationFailed, blockers: str) -> None:
-        self.failure = failure
-        self.blockers = blockers
 
 
 def _transaction(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits) -> None:
@@ -124,11 +125,9 @@ def _transaction(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step],
     except psycopg.Error as exc:
         _rollback(conn)
         fail = failure(file, exc)
-        if exc.sqlstate == LOCK_NOT_AVAILABLE:
-            blockers = watcher.describe() if watcher else ""
-            if blockers:
-                fail.details.append(f"blocked by {blockers}")
-            raise _LockTimeout(fail, f" (blocked by {blockers})" if blockers else "") from None
+        blockers = watcher.describe() if watcher and exc.sqlstate == LOCK_NOT_AVAILABLE else ""
+        if blockers:
+            fail.details.append(f"blocked by {blockers}")
         raise fail from None
     except BaseException:
         _rollback(conn)

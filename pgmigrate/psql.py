@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import APPLICATION_NAME, Target, conninfo_params, make_conninfo
+from .db import CHECK_CLIENT_SQL
 from .discovery import SqlFile
 from .errors import MigrationFailed, UsageError
 from .executor import Limits, Step, display_path
@@ -138,7 +139,8 @@ class PsqlSession:
         )
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        setup = ["\\set VERBOSITY verbose", "\\set SHOW_CONTEXT errors", "SET standard_conforming_strings = on;"]
+        setup = ["\\set VERBOSITY verbose", "\\set SHOW_CONTEXT errors", "SET standard_conforming_strings = on;",
+                 CHECK_CLIENT_SQL + " \\g /dev/null"]
         setup += [set_variable(k, v) for k, v in self.variables.items()]
         self._send("\n".join(setup) + "\n")
         self._sync("started", None)

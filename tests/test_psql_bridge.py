@@ -1,0 +1,190 @@
+"""The psql bridge, non-transactional migrations, dirty state and exact SQL previews."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import ROOT, query, tables, tracked
+
+COPY_FILE = """\\set ON_ERROR_STOP on
+\\set batch 'first batch'
+CREATE TABLE items (id int PRIMARY KEY, label text, batch text);
+COPY items (id, label) FROM stdin;
+1\tone
+2\ttwo; with a semicolon
+3\t'quoted'
+\\.
+UPDATE items SET batch = :'batch';
+"""
+
+
+def test_set_and_copy_file_lands_its_rows(cli, db_url, mdir):
+    mdir.add(1, "items", COPY_FILE, "DROP TABLE items;")
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert query(db_url, "SELECT id, label, batch FROM items ORDER BY id") == [
+        (1, "one", "first batch"), (2, "two; with a semicolon", "first batch"), (3, "'quoted'", "first batch")]
+    assert tracked(db_url)[1][2] is False
+    assert cli("--dir", str(mdir), "down", url=db_url).returncode == 0
+    assert "items" not in tables(db_url) and tracked(db_url) == {}
+
+
+def test_psql_file_failing_halfway_leaves_nothing(cli, db_url, mdir):
+    mdir.add(1, "ok", "CREATE TABLE ok ();")
+    mdir.add(2, "half", COPY_FILE + "\nINSERT INTO items VALUES (1, 'duplicate');\n")
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 1
+    first = result.stderr.splitlines()[0]
+    assert "0002_half.up.sql:11:" in first and "SQLSTATE 23505" in first and "duplicate key" in first
+    assert any(line.strip().startswith("detail: Key (id)=(1)") for line in result.stderr.splitlines())
+    assert "items" not in tables(db_url)
+    assert set(tracked(db_url)) == {1}
+
+
+def test_variables_are_passed_and_unset_ones_refused(cli, db_url, mdir):
+    mdir.add(1, "greet", "CREATE TABLE greet (who text);\nINSERT INTO greet VALUES (:'who');")
+    refused = cli("--dir", str(mdir), "up", url=db_url)
+    assert refused.returncode == 2
+    assert "0001_greet.up.sql:2: psql variable :'who' is not set; pass it with --set who=VALUE" in refused.stderr
+    assert tracked(db_url) == {}
+    result = cli("--dir", str(mdir), "up", "--set", "who=O'Brien \\ co", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert query(db_url, "SELECT who FROM greet") == [("O'Brien \\ co",)]
+    # The checksum is of the raw file, whatever the variables were.
+    from pgmigrate.sqltext import checksum
+
+    assert tracked(db_url)[1][1] == checksum((mdir.path / "0001_greet.up.sql").read_text())
+
+
+def test_two_concurrent_indexes_in_a_no_transaction_file(cli, db_url, mdir):
+    mdir.add(1, "t", "CREATE TABLE t (a int, b int);\nINSERT INTO t SELECT g, g FROM generate_series(1, 1000) g;")
+    mdir.add(2, "idx", "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n"
+                       "CREATE INDEX CONCURRENTLY t_b ON t (b);\n",
+             "-- migrate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_a;\nDROP INDEX CONCURRENTLY IF EXISTS t_b;\n")
+    result = cli("--dir", str(mdir), "up", url=db_url, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert query(db_url, "SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1") == [("t_a",), ("t_b",)]
+    assert query(db_url, "SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid = 't'::regclass") == [(True,)]
+    assert tracked(db_url)[2][2] is False
+    assert cli("--dir", str(mdir), "down", url=db_url, timeout=60).returncode == 0
+    assert query(db_url, "SELECT count(*) FROM pg_indexes WHERE tablename = 't'") == [(0,)]
+
+
+def test_failing_no_transaction_file_is_dirty_until_forced(cli, db_url, mdir):
+    mdir.add(1, "t", "CREATE TABLE t (a int);")
+    broken = mdir.add(2, "idx", "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n"
+                                "CREATE INDEX CONCURRENTLY t_b ON t (nope);\n")
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 1
+    assert "0002_idx.up.sql:3:" in result.stderr and "statement: CREATE INDEX CONCURRENTLY t_b" in result.stderr
+    assert tracked(db_url)[2][2] is True  # dirty, and t_a exists
+    assert query(db_url, "SELECT count(*) FROM pg_indexes WHERE indexname = 't_a'") == [(1,)]
+    mdir.add(3, "later", "CREATE TABLE later ();")
+    refused = cli("--dir", str(mdir), "up", url=db_url)
+    assert refused.returncode == 1
+    assert "scripts/migrate.py force 2" in refused.stderr and "later" not in tables(db_url)
+    broken.write_text("-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_a ON t (a);\n"
+                      "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_b ON t (a);\n")
+    forced = cli("--dir", str(mdir), "force", "2", url=db_url)
+    assert forced.returncode == 0, forced.stderr
+    assert tracked(db_url)[2][2] is False
+    assert cli("--dir", str(mdir), "up", url=db_url).returncode == 0
+    assert "later" in tables(db_url)
+
+
+def test_dirty_version_can_be_rolled_back_with_down(cli, db_url, mdir):
+    mdir.add(1, "idx", "-- migrate:no-transaction\nCREATE TABLE t (a int);\nSELECT 1/0;\n",
+             "DROP TABLE IF EXISTS t;")
+    assert cli("--dir", str(mdir), "up", url=db_url).returncode == 1
+    assert tracked(db_url)[1][2] is True
+    result = cli("--dir", str(mdir), "down", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert tracked(db_url) == {} and "t" not in tables(db_url)
+
+
+def test_killed_runner_during_a_psql_migration_leaves_nothing(db_url, mdir):
+    mdir.add(1, "slow", "\\set pause 30\nCREATE TABLE slow ();\nSELECT pg_sleep(:pause);\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["DATABASE_URL"] = db_url
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/migrate.py"), "--dir", str(mdir), "up"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # wait until psql sleeps inside the migration
+        if query(db_url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%' "
+                         "AND datname = current_database()")[0][0]:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the migration never started")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and query(
+            db_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name = 'pgmigrate'")[0][0]:
+        time.sleep(0.1)
+    assert "slow" not in tables(db_url)
+    assert tracked(db_url) == {}
+    mdir.add(1, "slow", "\\set pause 0\nCREATE TABLE slow ();\nSELECT pg_sleep(:pause);\n")
+    env_run = subprocess.run([sys.executable, str(ROOT / "scripts/migrate.py"), "--dir", str(mdir), "up"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert env_run.returncode == 0, env_run.stderr
+    assert "slow" in tables(db_url) and set(tracked(db_url)) == {1}
+
+
+def _state(url):
+    """Objects and tracking rows, for comparing two databases."""
+    objects = query(url, "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                         "WHERE table_schema = 'public' ORDER BY 1, 2")
+    indexes = query(url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
+    rows = query(url, "SELECT version, description, checksum, dirty FROM schema_migrations ORDER BY 1")
+    data = query(url, "SELECT id, label, batch FROM items ORDER BY id")
+    return objects, indexes, rows, data
+
+
+def test_up_sql_piped_to_psql_gives_the_same_state_as_up(cli, pg_server, mdir):
+    mdir.add(1, "items", COPY_FILE, "DROP TABLE items;")
+    mdir.add(2, "idx", "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY items_label ON items (label);\n",
+             "DROP INDEX items_label;")
+    mdir.add(3, "who", "ALTER TABLE items ADD COLUMN who text DEFAULT :'who';\nSELECT 1", "ALTER TABLE items DROP who;")
+    names = [pg_server.create_db(), pg_server.create_db()]
+    try:
+        runner_url, psql_url = (pg_server.url(n) for n in names)
+        assert cli("--dir", str(mdir), "up", "--set", "who=x", url=runner_url).returncode == 0
+        plan = cli("--dir", str(mdir), "up", "--sql", "--set", "who=x", url=psql_url)
+        assert plan.returncode == 0, plan.stderr
+        assert tracked(psql_url) == {}  # the preview touched nothing
+        applied = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", psql_url],
+                                 input=plan.stdout, capture_output=True, text=True, timeout=60)
+        assert applied.returncode == 0, applied.stderr
+        assert _state(runner_url) == _state(psql_url)
+        # And the rollback preview, likewise.
+        down_plan = cli("--dir", str(mdir), "down", "--all", "--sql", url=psql_url)
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", psql_url], input=down_plan.stdout,
+                       capture_output=True, text=True, timeout=60, check=True)
+        assert tracked(psql_url) == {} and tables(psql_url) == {"schema_migrations"}
+    finally:
+        for n in names:
+            pg_server.drop_db(n)
+
+
+def test_psql_child_gets_no_password_on_its_command_line(pg_server, mdir, tmp_path):
+    from pgmigrate.config import Target
+    from pgmigrate.psql import PsqlSession
+
+    session = PsqlSession(Target(pg_server.url("postgres", password="Secret-123"), "test"), {})
+    assert all("Secret-123" not in arg for arg in session.argv())
+    assert session.environment()["PGPASSWORD"] == "Secret-123"
+
+
+def test_bom_and_crlf_psql_file(cli, db_url, mdir):
+    path = mdir.path / "0001_bom.up.sql"
+    path.write_bytes("\ufeff\\set v 5\r\nCREATE TABLE bom (v int DEFAULT :v);\r\nINSERT INTO bom DEFAULT VALUES;\r\n"
+                     .encode())
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert query(db_url, "SELECT v FROM bom") == [(5,)]
