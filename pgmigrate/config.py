@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .errors import UsageError
+from .errors import ConnectError, UsageError
 
 DEFAULT_MIGRATIONS_DIR = "migrations/postgres"
 DEFAULT_SEEDS_DIR = "seeds"
@@ -66,6 +66,24 @@ class Target:
         p = self.params()
         p["dbname"] = dbname
         return Target(make_conninfo(p), self.source)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-migration timeouts and retries."""
+
+    lock_timeout: float = 5.0
+    statement_timeout: float = 0.0
+    lock_retries: int = 3
+
+    def set_local_sql(self) -> str:
+        """The ``SET LOCAL`` statements that open every transactional migration."""
+        parts = []
+        if self.lock_timeout > 0:
+            parts.append(f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
+        if self.statement_timeout > 0:
+            parts.append(f"SET LOCAL statement_timeout = '{int(self.statement_timeout * 1000)}ms'")
+        return ";\n".join(parts)
 
 
 @dataclass
@@ -237,3 +255,43 @@ def redact(conninfo: str) -> str:
         return parts._replace(netloc=netloc, query=query).geturl()
     params["password"] = "***"
     return make_conninfo(params)
+
+
+# --- connection failures (shared by psycopg connections and the read-only libpq path) ---
+
+
+def connection_failure(target: Target, text: str) -> ConnectError:
+    """A one-line ConnectError for libpq's message: the reason, where, and what to do."""
+    text = scrub(text, target)
+    reason = _last_line(text)
+    where = target.describe()
+    low = text.lower()
+    if "does not exist" in low and "database" in low:
+        db = target.params().get("dbname", "the database")
+        return ConnectError(
+            f'database "{db}" does not exist ({where}); create it with \'scripts/migrate.py init\' (make db-init)'
+        )
+    if "authentication failed" in low or "no password supplied" in low or "password" in low:
+        return ConnectError(f"authentication failed ({where}): {reason}; check the user and password")
+    if "role" in low and "does not exist" in low:
+        return ConnectError(f"{reason} ({where}); check the user name")
+    if target.embedded and ("refused" in low or "no such file" in low):
+        return ConnectError(f"the embedded PostgreSQL is not running ({where}); start it with 'make db-up'")
+    return ConnectError(f"cannot connect to PostgreSQL ({where}): {reason}; check that the server runs there")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "unknown error"
+    best = lines[-1]
+    for ln in lines:
+        if "FATAL" in ln or "refused" in ln or "timeout" in ln.lower():
+            best = ln
+    return best.removeprefix("connection failed: ")
+
+
+def scrub(text: str, target: Target) -> str:
+    """Remove the password from any text that might echo it."""
+    password = target.password
+    return text.replace(password, "***") if password else text

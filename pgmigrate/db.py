@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from .config import APPLICATION_NAME, Target
+from .config import APPLICATION_NAME, Target, connection_failure, scrub
 from .errors import ConnectError, LockTimeout
 from .tracking import QUALIFIED
 
@@ -41,7 +41,7 @@ def connect(target: Target, *, dbname: str | None = None, autocommit: bool = Tru
             prepare_threshold=None,  # no server-side prepared statements: safe behind PgBouncer
         )
     except psycopg.OperationalError as exc:
-        raise connect_error(target, exc) from None
+        raise connection_failure(target, str(exc)) from None
     except psycopg.ProgrammingError as exc:  # malformed connection string
         raise ConnectError(f"invalid connection string ({scrub(str(exc), target)}); fix DATABASE_URL") from None
     if conn.info.server_version >= 140000:
@@ -51,42 +51,6 @@ def connect(target: Target, *, dbname: str | None = None, autocommit: bool = Tru
         if not autocommit:
             conn.commit()
     return conn
-
-
-def connect_error(target: Target, exc: Exception) -> ConnectError:
-    text = scrub(str(exc), target)
-    reason = _last_line(text)
-    where = target.describe()
-    low = text.lower()
-    if "does not exist" in low and "database" in low:
-        db = target.params().get("dbname", "the database")
-        return ConnectError(
-            f'database "{db}" does not exist ({where}); create it with \'scripts/migrate.py init\' (make db-init)'
-        )
-    if "authentication failed" in low or "no password supplied" in low or "password" in low:
-        return ConnectError(f"authentication failed ({where}): {reason}; check the user and password")
-    if "role" in low and "does not exist" in low:
-        return ConnectError(f"{reason} ({where}); check the user name")
-    if target.embedded and ("refused" in low or "no such file" in low):
-        return ConnectError(f"the embedded PostgreSQL is not running ({where}); start it with 'make db-up'")
-    return ConnectError(f"cannot connect to PostgreSQL ({where}): {reason}; check that the server runs there")
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    if not lines:
-        return "unknown error"
-    best = lines[-1]
-    for ln in lines:
-        if "FATAL" in ln or "refused" in ln or "timeout" in ln.lower():
-            best = ln
-    return best.removeprefix("connection failed: ")
-
-
-def scrub(text: str, target: Target) -> str:
-    """Remove the password from any text that might echo it."""
-    password = target.password
-    return text.replace(password, "***") if password else text
 
 
 def wait_for(target: Target, timeout: float) -> float:

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import db, discovery, tracking
-from .config import Settings
-from .discovery import Folder, Migration, SqlFile
+from . import discovery, tracking
+from .config import APPLICATION_NAME, Limits, Settings, connection_failure
+from .discovery import Folder, Migration, SqlFile, display_path
 from .errors import ConnectError, FileError, StateError, UsageError
-from .executor import Limits, Step, display_path, retry_on_lock_timeout, run_autocommit, run_transactional
-from .psql import PsqlSession, variables_problem
+from .tracking import Step
+
+# psycopg and the modules built on it (db, executor, psql) are imported where a command writes:
+# the read-only commands (status, version) read through libpq directly and start faster.
 
 COMMAND = "scripts/migrate.py"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -79,8 +81,9 @@ class Runner:
         self.on_output = on_output
         self.limits = Limits(settings.lock_timeout, settings.statement_timeout, settings.lock_retries)
         self.conn = None
-        self.lock: db.MigrationLock | None = None
-        self.psql: PsqlSession | None = None
+        self.reader = None  # a libpq.Connection for the read-only commands
+        self.lock = None
+        self.psql = None
 
     # --- session management ---
 
@@ -100,15 +103,35 @@ class Runner:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
     def _connect(self) -> None:
         if self.conn is None:
+            from . import db
+
             self.conn = db.connect(self.settings.target)
+
+    def _query(self) -> tracking.Query:
+        """A query function for reading: libpq directly when it loads, else the psycopg connection."""
+        if self.conn is None and self.reader is None:
+            from . import libpq
+
+            target = self.settings.target
+            self.reader = libpq.connect(target.conninfo, APPLICATION_NAME, lambda m: connection_failure(target, m))
+            if self.reader is None:
+                self._connect()
+        if self.reader is not None:
+            return self.reader.query
+        return tracking.as_query(self.conn.cursor())
 
     def _locked(self) -> dict[int, tracking.Row]:
         """Connect, take the migration lock, make sure the tracking table exists, read it."""
         self._connect()
         if self.lock is None:
+            from . import db
+
             self.lock = db.MigrationLock(self.settings.target, wait=self.settings.lock_wait, on_wait=self.on_note)
             self.lock.acquire()
         cur = self.conn.cursor()
@@ -120,39 +143,34 @@ class Runner:
 
     # --- read-only ---
 
-    def status(self) -> Status:
-        folder = self.folder()
-        self._connect()
-        cur = self.conn.cursor()
-        shape = tracking.read_shape(cur)
+    def _recorded(self) -> dict[int, tracking.Row] | None:
+        """The tracking rows, or None when the table does not exist yet (another tool's: refused)."""
+        query = self._query()
+        shape = tracking.read_shape(query)
         if not shape.ours:
             tracking.refuse_foreign(shape)
+            return None
+        return tracking.read_rows(query)
+
+    def status(self) -> Status:
+        folder = self.folder()
+        rows = self._recorded()
+        if rows is None:
             return Status(compute_status(folder, {}), table_exists=False)
-        rows = tracking.read_rows(cur)
-        status = Status(compute_status(folder, rows))
-        status.out_of_order = out_of_order(folder, rows)
-        return status
+        return Status(compute_status(folder, rows), out_of_order=out_of_order(folder, rows))
 
     def version(self) -> tuple[int, bool]:
         """The highest recorded version (0 when none) and whether it is dirty."""
-        self._connect()
-        cur = self.conn.cursor()
-        shape = tracking.read_shape(cur)
+        query = self._query()
+        shape = tracking.read_shape(query)
         if not shape.ours:
             tracking.refuse_foreign(shape)
             return 0, False
-        cur.execute(f"SELECT version, dirty FROM {tracking.QUALIFIED} ORDER BY version DESC LIMIT 1")
-        row = cur.fetchone()
-        return (row[0], row[1]) if row else (0, False)
+        row = next(iter(query(tracking.NEWEST_SQL)), None)
+        return (int(row[0]), row[1] in (True, "t")) if row else (0, False)
 
     def history(self) -> list[tracking.Row]:
-        self._connect()
-        cur = self.conn.cursor()
-        shape = tracking.read_shape(cur)
-        if not shape.ours:
-            tracking.refuse_foreign(shape)
-            return []
-        return list(tracking.read_rows(cur).values())
+        return list((self._recorded() or {}).values())
 
     # --- init ---
 
@@ -302,13 +320,9 @@ class Runner:
                     f.check_runnable()
                 except FileError as exc:
                     problems.append(str(exc))
-        self._connect()
-        cur = self.conn.cursor()
-        shape = tracking.read_shape(cur)
-        if not shape.ours:
-            tracking.refuse_foreign(shape)
+        rows = self._recorded()
+        if rows is None:
             return problems
-        rows = tracking.read_rows(cur)
         for row in compute_status(folder, rows):
             if row.state == "changed":
                 problems.append(changed_message(folder.by_version()[row.version], rows[row.version]))
@@ -352,6 +366,8 @@ class Runner:
         for f in files:
             f.check_runnable()
             if f.needs_psql:
+                from .psql import variables_problem
+
                 problem = variables_problem(f, self.settings.variables)
                 if problem:
                     raise FileError(problem)
@@ -363,6 +379,9 @@ class Runner:
         return (time.perf_counter() - start) * 1000
 
     def _execute(self, file: SqlFile, steps: list[Step], *, transactional: bool) -> None:
+        from .executor import retry_on_lock_timeout, run_autocommit, run_transactional
+        from .psql import PsqlSession
+
         if file.needs_psql:
             if self.psql is None:
                 self.psql = PsqlSession(self.settings.target, self.settings.variables,
@@ -490,6 +509,8 @@ def create_database(target: object) -> bool:
     name = target.params().get("dbname")
     if not name:
         raise UsageError("the connection settings name no database to create; add one to DATABASE_URL")
+    from . import db
+
     with db.connect(target, dbname="postgres") as maint:
         try:
             maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -14,42 +14,16 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
 from . import sqltext
-from .discovery import SqlFile
+from .config import Limits
+from .discovery import SqlFile, display_path
 from .errors import MigrationFailed
+from .tracking import Step
 
 LOCK_NOT_AVAILABLE = "55P03"
-Step = tuple[str, tuple[Any, ...]]  # a statement with %s placeholders and its parameters
-
-
-@dataclass(frozen=True)
-class Limits:
-    lock_timeout: float = 5.0
-    statement_timeout: float = 0.0
-    lock_retries: int = 3
-
-    def set_local_sql(self) -> str:
-        """The ``SET LOCAL`` statements that open every transactional migration."""
-        parts = []
-        if self.lock_timeout > 0:
-            parts.append(f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
-        if self.statement_timeout > 0:
-            parts.append(f"SET LOCAL statement_timeout = '{int(self.statement_timeout * 1000)}ms'")
-        return ";\n".join(parts)
-
-
-def display_path(file: SqlFile) -> str:
-    from pathlib import Path
-
-    try:
-        return str(file.path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(file.path)
 
 
 def failure(file: SqlFile, exc: psycopg.Error, *, base: int = 0, text: str | None = None, dirty: bool = False,

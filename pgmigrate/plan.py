@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from . import tracking
 from .discovery import Migration
-from .executor import Limits, display_path
+from .config import Limits
+from .discovery import display_path
 from .psql import set_variable, transaction_script
 
 

@@ -32,7 +32,9 @@ from .config import APPLICATION_NAME, Target, conninfo_params, make_conninfo
 from .db import CHECK_CLIENT_SQL
 from .discovery import SqlFile
 from .errors import MigrationFailed, UsageError
-from .executor import Limits, Step, display_path
+from .config import Limits
+from .discovery import display_path
+from .tracking import Step
 from .tracking import render
 
 _ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL|PANIC):\s+(?P<rest>.*)$")

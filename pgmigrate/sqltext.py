@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 
 BOM = "\ufeff"
 
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
+_DOLLAR_TAG = re.compile(r"\$([^\W\d]\w*)?\$")
 _COPY_FROM_STDIN = re.compile(r"^\s*COPY\b.*\bFROM\s+STDIN\b", re.IGNORECASE | re.DOTALL)
 _TXN_CONTROL = re.compile(
     r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b(?!\s+ATOMIC)",
     re.IGNORECASE,
 )
-_VARIABLE = re.compile(r":(['\"])([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)\1")
-_WORD = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
+_VARIABLE = re.compile(r":(['\"])([^\W\d]\w*)\1")
+_WORD = re.compile(r"[^\W\d][\w$]*")
 _ROUTINE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)\b", re.IGNORECASE)
-_IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]")
+_IDENT_CHAR = re.compile(r"[\w$]")
 
 
 @dataclass(frozen=True)

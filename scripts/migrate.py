@@ -5,6 +5,7 @@ Run it with the project's virtualenv (``.venv/bin/python scripts/migrate.py``); 
 interpreter that lacks the dependencies, it hands over to ``.venv/bin/python`` when there is one.
 """
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -12,9 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-try:
-    import psycopg  # noqa: F401
-except ImportError:
+if importlib.util.find_spec("psycopg") is None:  # found, not imported: the fast commands never load it
     venv_python = ROOT / ".venv" / "bin" / "python"
     if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
         os.execv(str(venv_python), [str(venv_python), *sys.argv])
