@@ -18,8 +18,8 @@ from . import sqltext
 from .errors import FileError
 
 MAX_VERSION = 2**63 - 1
-MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$")
-LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL)
+MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$", re.ASCII)  # \d: 0-9 only
+LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL | re.ASCII)
 DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")
 KNOWN_DIRECTIVES = {"no-transaction"}
 
@@ -141,7 +141,7 @@ def parse_name(filename: str) -> tuple[int, str, str] | None:
     """``(version, name, direction)`` for a migration file name, or None if it is not one.
 
     Raises FileError for a name that looks like a migration but is not valid."""
-    m = MIGRATION_NAME.match(filename)
+    m = MIGRATION_NAME.fullmatch(filename)  # not .match: '$' also matches before a trailing newline
     if not m:
         if LOOKS_LIKE_MIGRATION.match(filename):
             raise FileError(
@@ -225,3 +225,10 @@ def next_version(folder: Folder, now_stamp: str) -> tuple[int, int]:
     if last.digits == 14 and str(last.version).startswith(("19", "20")):
         return max(int(now_stamp), last.version + 1), 14
     return last.version + 1, max(last.digits, len(str(last.version + 1)))
+
+
+def display_path(file: SqlFile) -> str:
+    try:
+        return str(file.path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(file.path)

@@ -7,8 +7,9 @@ SQL previews (rendered with quoted literals), so a preview is exactly what the r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import StateError
@@ -16,6 +17,7 @@ from .errors import StateError
 SCHEMA = "public"
 TABLE = "schema_migrations"
 QUALIFIED = f"{SCHEMA}.{TABLE}"
+Step = tuple[str, tuple[Any, ...]]  # a statement with %s placeholders and its parameters
 COLUMNS = ("version", "description", "checksum", "applied_at", "execution_ms", "applied_by", "dirty")
 
 CREATE_SQL = f"""CREATE TABLE IF NOT EXISTS {QUALIFIED} (
@@ -57,19 +59,40 @@ BASELINE_SQL = (
 )
 REHASH_SQL = f"UPDATE {QUALIFIED} SET checksum = %s WHERE version = %s"
 FILL_CHECKSUM_SQL = f"UPDATE {QUALIFIED} SET checksum = %s WHERE version = %s AND checksum IS NULL"
-SELECT_SQL = f"SELECT {', '.join(COLUMNS)} FROM {QUALIFIED} ORDER BY version"
-MAX_VERSION_SQL = f"SELECT coalesce(max(version), 0) FROM {QUALIFIED} WHERE NOT dirty"
+SELECT_SQL = (
+    "SELECT version, description, checksum, extract(epoch FROM applied_at), execution_ms, applied_by, dirty "
+    f"FROM {QUALIFIED} ORDER BY version"
+)
+NEWEST_SQL = f"SELECT version, dirty FROM {QUALIFIED} ORDER BY version DESC LIMIT 1"
 
-# Tracking tables of other tools, looked for in one catalog query.
-FOREIGN_TABLES = ("schema_migrations", "seaql_migrations", "goose_db_version", "flyway_schema_history", "schema_version")
-SHAPE_SQL = """
-SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum), array_agg(format_type(a.atttypid, NULL) ORDER BY a.attnum)
+# Tracking tables of other tools, looked for in one catalog query (ar_internal_metadata only tells
+# a Rails schema_migrations from dbmate's, which has the same shape).
+FOREIGN_TABLES = ("schema_migrations", "seaql_migrations", "goose_db_version", "flyway_schema_history",
+                  "schema_version", "ar_internal_metadata")
+
+
+def shape_sql() -> str:
+    """One catalog query for our table and the other tools' (constants only: no parameters, so the
+    read-only path can run it as it is)."""
+    names = ", ".join(f"'{t}'" for t in FOREIGN_TABLES)
+    return f"""
+SELECT c.relname, string_agg(a.attname, ',' ORDER BY a.attnum),
+       string_agg(format_type(a.atttypid, NULL), ',' ORDER BY a.attnum)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')
-GROUP BY c.relname
-"""
+WHERE n.nspname = '{SCHEMA}' AND c.relname IN ({names}) AND c.relkind IN ('r', 'p')
+GROUP BY c.relname"""
+
+
+Query = Callable[[str], list[tuple]]
+
+
+def as_query(source: Any) -> Query:
+    """A query function from a query function or a psycopg cursor."""
+    if callable(source):
+        return source
+    return lambda sql: source.execute(sql).fetchall()
 
 
 @dataclass(frozen=True)
@@ -95,41 +118,50 @@ class Shape:
         return self.ours
 
     def foreign_tool(self) -> tuple[str, str] | None:
-        """``(tool, table)`` of the first other tool's table found, if ours is absent."""
+        """``(tool, table)`` of the first other tool's table found, if ours is absent.
+
+        ``tool`` is what ``adopt --from`` takes (golang-migrate, dbmate, rails, sea-orm, goose,
+        flyway, schema_version)."""
         if self.ours:
             return None
-        for table, (columns, types) in self.foreign.items():
-            tool = identify(table, columns, types)
+        for table in FOREIGN_TABLES:
+            if table not in self.foreign:
+                continue
+            tool = identify(table, *self.foreign[table])
+            if tool == "dbmate" and "ar_internal_metadata" in self.foreign:
+                tool = "rails"
             if tool:
                 return tool, table
         return None
 
 
 def identify(table: str, columns: list[str], types: list[str]) -> str | None:
-    """Name the tool that made a table of this shape, or None if it is not a known tracking table."""
+    """The tool (as ``adopt --from`` names it) that made a table of this shape, or None if it is not
+    a tracking table we know. A Rails ``schema_migrations`` looks exactly like dbmate's: this says
+    ``dbmate`` and ``Shape.foreign_tool`` tells them apart by Rails' ``ar_internal_metadata``."""
     cols = set(columns)
+    type_of = dict(zip(columns, types))
     if table == "schema_migrations":
         if cols == {"version", "dirty"}:
             return "golang-migrate"
-        if cols == {"version"}:
+        if cols == {"version"} and type_of["version"] in ("character varying", "text", "character"):
             return "dbmate"
-        if "version" in cols and "description" not in cols:
-            return "another tool (Rails, dbmate or golang-migrate)"
         return None
     if table == "seaql_migrations" and {"version", "applied_at"} <= cols:
         return "sea-orm"
     if table == "goose_db_version" and {"version_id", "is_applied"} <= cols:
         return "goose"
-    if table == "flyway_schema_history" and {"installed_rank", "version", "checksum"} <= cols:
-        return "Flyway"
+    flyway = {"installed_rank", "version", "description", "type", "script", "success"}
+    if table in ("flyway_schema_history", "schema_version") and flyway <= cols:
+        return "flyway"  # Flyway before version 5 called its table schema_version
     if table == "schema_version" and {"version", "applied_at"} <= cols:
-        return "a schema_version table (nexus-core style)"
+        return "schema_version"
     return None
 
 
-def read_shape(cur: Any) -> Shape:
-    cur.execute(SHAPE_SQL, (SCHEMA, list(FOREIGN_TABLES)))
-    found = {name: (list(cols), list(types)) for name, cols, types in cur.fetchall()}
+def read_shape(source: Any) -> Shape:
+    rows = as_query(source)(shape_sql())
+    found = {name: (cols.split(","), types.split(",")) for name, cols, types in rows}
     ours_cols = found.get(TABLE, ([], []))[0]
     ours = set(COLUMNS) <= set(ours_cols)
     if ours:
@@ -138,12 +170,27 @@ def read_shape(cur: Any) -> Shape:
 
 
 def refuse_foreign(shape: Shape) -> None:
+    """Stop, in one line, when another tool's tracking table is there and ours is not; also when
+    ``schema_migrations`` exists in a shape nobody here knows (reading or writing it would go wrong)."""
+    if shape.ours:
+        return
     hit = shape.foreign_tool()
     if hit:
         tool, table = hit
+        name = {
+            "golang-migrate": "golang-migrate", "dbmate": "dbmate", "rails": "Rails (ActiveRecord)",
+            "sea-orm": "sea-orm-cli", "goose": "goose", "flyway": "Flyway",
+            "schema_version": "a hand-rolled schema_version table",
+        }.get(tool, tool)
         raise StateError(
-            f"{SCHEMA}.{table} belongs to {tool}, not to this runner; move its history over with "
-            f"'scripts/migrate.py adopt' (see 'adopt --help'), which keeps the old table"
+            f"{SCHEMA}.{table} is the tracking table of {name}, not of this runner, and nothing was changed; "
+            f"move its history over with 'scripts/migrate.py adopt --from {tool}' (try --dry-run first)"
+        )
+    if TABLE in shape.foreign:
+        columns = ", ".join(shape.foreign[TABLE][0])
+        raise StateError(
+            f"{QUALIFIED} exists but is not this runner's tracking table (columns: {columns}) nor one "
+            "'adopt' knows; rename it or move it to another schema, then run the command again"
         )
 
 
@@ -157,9 +204,15 @@ def ensure_table(cur: Any) -> bool:
     return True
 
 
-def read_rows(cur: Any) -> dict[int, Row]:
-    cur.execute(SELECT_SQL)
-    return {r[0]: Row(*r) for r in cur.fetchall()}
+def read_rows(source: Any) -> dict[int, Row]:
+    return {row.version: row for row in (parse_row(*r) for r in as_query(source)(SELECT_SQL))}
+
+
+def parse_row(version: Any, description: Any, checksum: Any, epoch: Any, ms: Any, by: Any, dirty: Any) -> Row:
+    """A Row from typed values (psycopg) or text (the read-only libpq path)."""
+    applied_at = None if epoch is None else datetime.fromtimestamp(float(epoch), timezone.utc)
+    return Row(int(version), description, checksum, applied_at, None if ms is None else int(ms), by,
+               dirty in (True, "t"))
 
 
 def literal(value: Any) -> str:
