@@ -9,7 +9,7 @@ touching the database.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +18,7 @@ from . import sqltext
 from .errors import FileError
 
 MAX_VERSION = 2**63 - 1
+LARGE_FILE = 16 * 1024 * 1024  # bytes
 MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$", re.ASCII)  # \d: 0-9 only
 LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL | re.ASCII)
 DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")
@@ -53,8 +54,41 @@ class SqlFile:
         return sqltext.strip_bom(self.raw)
 
     @cached_property
+    def large(self) -> bool:
+        """Large files (data loads) are never read whole: they stream through psql."""
+        try:
+            return self.path.stat().st_size > LARGE_FILE
+        except OSError:
+            return False
+
+    def lines(self) -> Iterator[str]:
+        """The file's lines, streamed, BOM removed, line endings made LF; decoding errors name the line."""
+        number = 0
+        try:
+            with open(self.path, encoding="utf-8-sig", newline=None) as fh:
+                for number, line in enumerate(fh, start=1):  # noqa: B007 - used in the error
+                    yield line
+        except UnicodeDecodeError as exc:
+            byte = exc.object[exc.start]
+            raise FileError(f"{self.path}:{number + 1}: the file is not valid UTF-8 (byte 0x{byte:02x}); "
+                            "save it as UTF-8") from None
+        except PermissionError:
+            raise FileError(f"{self.path}: cannot read the file (permission denied); fix its permissions") from None
+        except OSError as exc:
+            raise FileError(f"{self.path}: cannot read the file ({exc.strerror})") from None
+
+    @cached_property
     def checksum(self) -> str:
+        if self.large:
+            return sqltext.checksum_lines(self.lines())
         return sqltext.checksum(self.raw)
+
+    @cached_property
+    def head(self) -> str:
+        """The start of the file: where directives are."""
+        if not self.large:
+            return self.text
+        return "".join(line for _, line in zip(range(200), self.lines(), strict=False))
 
     @cached_property
     def scan(self) -> sqltext.Scan:
@@ -64,7 +98,7 @@ class SqlFile:
     def directives(self) -> dict[str, str]:
         """``-- migrate:NAME`` lines among the file's leading comment lines."""
         found: dict[str, str] = {}
-        for number, line in enumerate(self.text.splitlines(), start=1):
+        for number, line in enumerate(self.head.splitlines(), start=1):
             stripped = line.strip()
             if not stripped:
                 continue
@@ -87,11 +121,15 @@ class SqlFile:
 
     @property
     def needs_psql(self) -> bool:
-        return self.scan.needs_psql
+        return self.large or self.scan.needs_psql
 
     def check_runnable(self) -> None:
         """Refuse files that would run wrongly: empty, or ending the runner's transaction."""
         self.directives  # noqa: B018 - raises on an unknown directive
+        if self.large:
+            for _ in self.lines():  # checks the encoding without holding the file
+                pass
+            return
         if not sqltext.has_statements(self.text):
             raise FileError(
                 f"{self.path}: the file has no SQL statements; write the migration, or put "
@@ -194,7 +232,8 @@ def scan_folder(path: Path) -> Folder:
     for version, migration in sorted(found.items()):
         if migration.up is None:
             folder.problems.append(
-                f"{migration.down.path}: down file without its up file {migration.label}.up.sql; add it or remove this one"
+                f"{migration.down.path}: down file without its up file {migration.label}.up.sql; "
+                "add it or remove this one"
             )
             continue
         folder.migrations.append(migration)

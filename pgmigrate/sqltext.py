@@ -10,7 +10,9 @@ does not end a statement.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 BOM = "\ufeff"
@@ -74,19 +76,34 @@ def line_of_position(text: str, position: int, base: int = 0) -> int:
     return line_of(text, base + max(position, 1) - 1)
 
 
+def normalized_lines(lines: Iterable[str]) -> Iterator[str]:
+    """The lines (BOM and line endings already removed) with formatting that does not change
+    meaning dropped: trailing whitespace on each line and trailing blank lines. Streams."""
+    blanks = 0
+    for line in lines:
+        line = line.rstrip()
+        if not line:
+            blanks += 1
+            continue
+        yield "\n" * blanks + line + "\n"
+        blanks = 0
+
+
 def normalized(text: str) -> str:
-    """The text with formatting that does not change meaning removed: a BOM, CRLF or CR line
-    endings, trailing whitespace on each line and trailing blank lines."""
-    text = strip_bom(text).replace("\r\n", "\n").replace("\r", "\n")
-    lines = [ln.rstrip() for ln in text.split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return "\n".join(lines) + "\n" if lines else ""
+    """The text without a BOM, with LF line endings, and without trailing whitespace or blank lines."""
+    return "".join(normalized_lines(io.StringIO(strip_bom(text), newline=None)))
+
+
+def checksum_lines(lines: Iterable[str]) -> str:
+    """sha256 (hex) of the normalized lines: a formatting-only edit keeps the checksum."""
+    digest = hashlib.sha256()
+    for chunk in normalized_lines(lines):
+        digest.update(chunk.encode("utf-8"))
+    return digest.hexdigest()
 
 
 def checksum(text: str) -> str:
-    """sha256 (hex) of the normalized text: a formatting-only edit keeps the checksum."""
-    return hashlib.sha256(normalized(text).encode("utf-8")).hexdigest()
+    return checksum_lines(io.StringIO(strip_bom(text), newline=None))
 
 
 def has_statements(text: str) -> bool:
