@@ -80,12 +80,10 @@ def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry:
 
 def _transaction(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits) -> None:
     cur = conn.cursor()
-    cur.execute("BEGIN")
+    prelude = limits.set_local_sql()
+    cur.execute("BEGIN;\n" + prelude if prelude else "BEGIN")  # one round trip
     watcher = _BlockerWatch(conn) if limits.lock_timeout > 0 else None
     try:
-        prelude = limits.set_local_sql()
-        if prelude:
-            cur.execute(prelude)
         if watcher:
             watcher.start()
         try:
