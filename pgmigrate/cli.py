@@ -443,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     from .output import Printer
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    head, psql_args = _split_psql(argv)
+    args = parser.parse_args(head)
+    if args.command == "psql":
+        args.psql_args = psql_args
     printer = Printer(quiet=args.quiet)
     try:
         return HANDLERS[args.command](args, printer)
@@ -461,6 +465,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             _traceback(printer, args.database_url)
         return EXIT_FAILED
+
+
+def _split_psql(argv: list[str]) -> tuple[list[str], list[str]]:
+    """For the ``psql`` command, everything after it is psql's own (options too; a leading ``--`` is
+    dropped), so it is kept away from our parser."""
+    takes_value = {"--database-url", "--dir"}
+    for i, arg in enumerate(argv):
+        if arg == "psql" and (i == 0 or argv[i - 1] not in takes_value):
+            rest = argv[i + 1:]
+            return argv[: i + 1], rest[1:] if rest[:1] == ["--"] else rest
+        if not arg.startswith("-") and (i == 0 or argv[i - 1] not in takes_value):
+            break  # another command
+    return argv, []
 
 
 def _scrub(text: str, database_url: str | None = None) -> str:

@@ -174,7 +174,9 @@ def _url_params(url: str) -> dict[str, str]:
         if parts.port:
             params["port"] = str(parts.port)
     except ValueError:
-        raise UsageError(f"the database URL {redact(url)} has an invalid port; fix the URL") from None
+        # not redact(url): it parses the URL again, which would land here again (endless recursion)
+        where = parts.netloc.rsplit("@", 1)[-1]  # host:port, without the user and password
+        raise UsageError(f"the database URL has an invalid port ({where}); fix the URL") from None
     if parts.username:
         params["user"] = unquote(parts.username)
     if parts.password:

@@ -109,8 +109,9 @@ class MigrationLock:
     def _holder(self, cur: Any, key: int) -> str:
         cur.execute(
             f"""SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'),
-                      coalesce(host(a.client_addr), 'local socket'),
-                      to_char(coalesce(a.xact_start, a.backend_start), 'YYYY-MM-DD HH24:MI:SS TZ')
+                      coalesce(host(a.client_addr), CASE a.client_port WHEN -1 THEN 'local socket' END,
+                               'not visible to this user'),
+                      coalesce(to_char(coalesce(a.xact_start, a.backend_start), 'YYYY-MM-DD HH24:MI:SS TZ'), '?')
                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
                      SELECT oid FROM pg_database WHERE datname = current_database())

@@ -75,8 +75,8 @@ def exec_psql(target: Target, extra: list[str]) -> None:
 
 
 def quote_meta_arg(path: str) -> str:
-    """A file name as a psql meta-command argument."""
-    return "'" + path.replace("'", "''") + "'"
+    """A file name as a psql meta-command argument (psql reads backslash escapes in it too)."""
+    return "'" + path.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def set_variable(name: str, value: str) -> str:

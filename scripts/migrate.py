@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 if importlib.util.find_spec("psycopg") is None:  # found, not imported: the fast commands never load it
-    venv_python = ROOT / ".venv" / "bin" / "python"
-    if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
+    venv = ROOT / ".venv"
+    venv_python = venv / "bin" / "python"
+    if venv_python.exists() and Path(sys.prefix).resolve() != venv.resolve():  # not already the venv's
         os.execv(str(venv_python), [str(venv_python), *sys.argv])
     sys.exit("error: the dependencies are not installed; run 'make venv' and use .venv/bin/python")
 
