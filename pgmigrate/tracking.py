@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import StateError
@@ -180,7 +180,7 @@ def refuse_foreign(shape: Shape) -> None:
         name = {
             "golang-migrate": "golang-migrate", "dbmate": "dbmate", "rails": "Rails (ActiveRecord)",
             "sea-orm": "sea-orm-cli", "goose": "goose", "flyway": "Flyway",
-            "schema_version": "a hand-rolled schema_version table",
+            "schema_version": "a hand-rolled migration script",
         }.get(tool, tool)
         raise StateError(
             f"{SCHEMA}.{table} is the tracking table of {name}, not of this runner, and nothing was changed; "
@@ -210,7 +210,7 @@ def read_rows(source: Any) -> dict[int, Row]:
 
 def parse_row(version: Any, description: Any, checksum: Any, epoch: Any, ms: Any, by: Any, dirty: Any) -> Row:
     """A Row from typed values (psycopg) or text (the read-only libpq path)."""
-    applied_at = None if epoch is None else datetime.fromtimestamp(float(epoch), timezone.utc)
+    applied_at = None if epoch is None else datetime.fromtimestamp(float(epoch), UTC)
     return Row(int(version), description, checksum, applied_at, None if ms is None else int(ms), by,
                dirty in (True, "t"))
 
