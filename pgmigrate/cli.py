@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--database-url", metavar="URL", help="connection URL or 'key=value' string")
-    parser.add_argument("--dir", metavar="DIR", help="migrations folder (env MIGRATIONS_DIR; default migrations/postgres)")
+    parser.add_argument("--dir", metavar="DIR",
+                        help="migrations folder (env MIGRATIONS_DIR; default migrations/postgres)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show notices, psql output and tracebacks")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and requested data")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds-dir", metavar="DIR", help="seeds folder (env SEEDS_DIR; default seeds)")
 
     p = add("wait", "wait until the database accepts connections")
-    p.add_argument("--timeout", type=_seconds_arg, default=30.0, metavar="S", help="give up after S seconds (default 30)")
+    p.add_argument("--timeout", type=_seconds_arg, default=30.0, metavar="S",
+                   help="give up after S seconds (default 30)")
 
     p = add("server", "manage the embedded PostgreSQL in .pgdata/ (make db-up / db-down)")
     p.add_argument("action", choices=["start", "stop", "status", "url"])

@@ -229,7 +229,7 @@ def scan_folder(path: Path) -> Folder:
             )
             continue
         setattr(migration, direction, SqlFile(entry))
-    for version, migration in sorted(found.items()):
+    for _version, migration in sorted(found.items()):
         if migration.up is None:
             folder.problems.append(
                 f"{migration.down.path}: down file without its up file {migration.label}.up.sql; "

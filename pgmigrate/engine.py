@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from . import discovery, tracking
 from .config import APPLICATION_NAME, Limits, Settings, connection_failure
@@ -268,7 +268,7 @@ class Runner:
         m = folder.by_version()[newest]
         result = Result("applied", m.version, m.label, self._run(m, "up"))
         self.on_result(result)
-        return results + [result]
+        return [*results, result]
 
     # --- repairs ---
 
@@ -440,7 +440,8 @@ def out_of_order(folder: Folder, rows: dict[int, tracking.Row]) -> list[int]:
     return [m.version for m in folder.migrations if m.version not in rows and m.version < newest]
 
 
-def select_pending(folder: Folder, rows: dict[int, tracking.Row], *, to: int | None, steps: int | None) -> list[Migration]:
+def select_pending(folder: Folder, rows: dict[int, tracking.Row], *, to: int | None,
+                   steps: int | None) -> list[Migration]:
     if to is not None and to not in folder.by_version():
         raise UsageError(f"no migration with version {to} in {folder.path}; see 'status' for the versions")
     if steps is not None and steps < 1:

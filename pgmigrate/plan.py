@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from . import tracking
-from .discovery import Migration
 from .config import Limits
-from .discovery import display_path
+from .discovery import Migration, display_path
 from .psql import set_variable, transaction_script
 
 

@@ -28,14 +28,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import APPLICATION_NAME, Target, conninfo_params, make_conninfo
+from .config import APPLICATION_NAME, Limits, Target, conninfo_params, make_conninfo
 from .db import CHECK_CLIENT_SQL
-from .discovery import SqlFile
+from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
-from .config import Limits
-from .discovery import display_path
-from .tracking import Step
-from .tracking import render
+from .tracking import Step, render
 
 _ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL|PANIC):\s+(?P<rest>.*)$")
 _SQLSTATE = re.compile(r"^(?P<state>[0-9A-Z]{5}): (?P<msg>.*)$")

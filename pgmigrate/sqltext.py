@@ -193,7 +193,7 @@ class _Lexer:
         if word in ("BEGIN", "CASE", "END") and _ROUTINE.match(self.text, start):
             if word == "END":
                 atomic = max(0, atomic - 1)
-            elif word == "CASE" and atomic or word == "BEGIN":
+            elif (word == "CASE" and atomic) or word == "BEGIN":
                 atomic += 1
         return m.end(), atomic
 

@@ -36,7 +36,8 @@ def test_up_to_and_steps(db_url, three):
 
 
 def test_failure_keeps_earlier_migrations_and_leaves_nothing_of_the_failing_one(db_url, three):
-    three.add(4, "broken", "CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nSELECT * FROM no_such_table;\n")
+    three.add(4, "broken",
+              "CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nSELECT * FROM no_such_table;\n")
     with pytest.raises(MigrationFailed) as info:
         api.run_migrations(db_url, dir=three.path)
     err = info.value

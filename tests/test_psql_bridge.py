@@ -63,7 +63,8 @@ def test_two_concurrent_indexes_in_a_no_transaction_file(cli, db_url, mdir):
     mdir.add(1, "t", "CREATE TABLE t (a int, b int);\nINSERT INTO t SELECT g, g FROM generate_series(1, 1000) g;")
     mdir.add(2, "idx", "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n"
                        "CREATE INDEX CONCURRENTLY t_b ON t (b);\n",
-             "-- migrate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_a;\nDROP INDEX CONCURRENTLY IF EXISTS t_b;\n")
+             "-- migrate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_a;\n"
+             "DROP INDEX CONCURRENTLY IF EXISTS t_b;\n")
     result = cli("--dir", str(mdir), "up", url=db_url, timeout=60)
     assert result.returncode == 0, result.stderr
     assert query(db_url, "SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1") == [("t_a",), ("t_b",)]

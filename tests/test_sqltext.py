@@ -104,7 +104,8 @@ def test_folder_problems_are_collected(tmp_path):
     folder = scan_folder(tmp_path)
     assert any("duplicate version 1" in p and "0001_a.up.sql" in p and "1_b.up.sql" in p for p in folder.problems)
     assert any("down file without its up file" in p for p in folder.problems)
-    assert folder.warnings == [f"{tmp_path / 'stray.sql'}: ignored, not a migration file name (NNNN_name.up.sql or .down.sql)"]
+    assert folder.warnings == [
+        f"{tmp_path / 'stray.sql'}: ignored, not a migration file name (NNNN_name.up.sql or .down.sql)"]
 
 
 def test_versions_sort_by_value_not_text(tmp_path):
