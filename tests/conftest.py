@@ -170,3 +170,19 @@ def mdir(tmp_path: Path) -> MigrationsDir:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A private temporary folder per session: pytest's shared numbered folders are pruned by other
+    sessions running at the same time, which would delete a throwaway cluster's data under it."""
+    if not config.option.basetemp:
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="pgmigrate-tests-")
+        config._pgmigrate_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = getattr(config, "_pgmigrate_basetemp", None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
