@@ -26,6 +26,7 @@ _TXN_CONTROL = re.compile(
 _VARIABLE = re.compile(r":(['\"])([^\W\d]\w*)\1")
 _WORD = re.compile(r"[^\W\d][\w$]*")
 _ROUTINE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)\b", re.IGNORECASE)
+_NEWLINE = re.compile(r"\r\n?|\n")
 _IDENT_CHAR = re.compile(r"[\w$]")
 
 
@@ -134,7 +135,7 @@ class _Lexer:
             if c in " \t\r\n\f":
                 i += 1
                 continue
-            if text.startswith("--", i):
+            if text.startswith("--", i):  # ends at \n or \r, as in PostgreSQL's scanner (CR-only files)
                 i = self._line_end(i)
                 continue
             if text.startswith("/*", i):
@@ -206,8 +207,9 @@ class _Lexer:
         return m.end()
 
     def _line_end(self, i: int) -> int:
-        j = self.text.find("\n", i)
-        return self.n if j < 0 else j + 1
+        """Just past the end of the line (LF, CRLF or a lone CR, as PostgreSQL's lexer sees them)."""
+        m = _NEWLINE.search(self.text, i)
+        return self.n if m is None else m.end()
 
     def _block_comment_end(self, i: int) -> int:
         depth, i = 1, i + 2
