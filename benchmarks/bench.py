@@ -42,8 +42,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:
+    sys.exit("error: psycopg is not installed for this Python; run 'make bench', or 'make venv' and use "
+             ".venv/bin/python")
 
 from pgmigrate import tracking  # noqa: E402
 from pgmigrate.config import Target, build_settings, redact  # noqa: E402
@@ -85,6 +89,7 @@ class Sample:
     seconds: float
     rss_kib: int  # the command's own peak RSS (the runner's, without its psql)
     child_rss_kib: int = 0  # the peak RSS of the psql the runner started, if any
+    cpu: float = 0.0  # user + system seconds of the command and the children it waited for
 
 
 # The command is started by a small launcher rather than by this process: Linux carries a process's
@@ -108,7 +113,8 @@ signal.signal(signal.SIGINT, forward)
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - start
 with open(out, "w") as fh:
-    fh.write(f"{seconds!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    cpu = usage.ru_utime + usage.ru_stime
+    fh.write(f"{seconds!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {cpu!r}")
 """
 
 
@@ -194,9 +200,9 @@ def measure(argv: list[str], *, env: dict[str, str], label: str) -> Sample:
                     _stop_process(proc)
                 _running = None
         try:
-            seconds_text, maxrss_text, code_text = result.read_text().split()
+            seconds_text, maxrss_text, code_text, cpu_text = result.read_text().split()
         except (OSError, ValueError):
-            seconds_text, maxrss_text, code_text = "0", "0", str(proc.returncode or 1)
+            seconds_text, maxrss_text, code_text, cpu_text = "0", "0", str(proc.returncode or 1), "0"
         code = int(code_text)
         if code != 0 or proc.returncode != 0:
             tail = errors_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-8:]
@@ -204,7 +210,7 @@ def measure(argv: list[str], *, env: dict[str, str], label: str) -> Sample:
     total = int(maxrss_text)  # KiB on Linux: max(the command, the children it waited for)
     child = sampler.child_kib
     own = total if child < 0.9 * total else max(sampler.own_kib, 1)
-    return Sample(float(seconds_text), own, child)
+    return Sample(float(seconds_text), own, child, float(cpu_text))
 
 
 def _stop_process(proc: subprocess.Popen) -> None:
@@ -738,6 +744,10 @@ def _seconds(samples: list[Sample]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
+def _cpu(samples: list[Sample]) -> str:
+    return f"{statistics.median(s.cpu for s in samples):.3f}" if samples else "—"
+
+
 def _mib(kib: int) -> str:
     return f"{kib / 1024:.1f}" if kib else "—"
 
@@ -748,12 +758,13 @@ def _verdict(ok: bool | None) -> str:
 
 def table(cases: list[Case]) -> str:
     head = ("| workload | command | floor s (median, min-max) | pgmigrate s (median, min-max) | ratio | target "
-            "| time | runner max RSS MiB | its psql MiB | floor psql MiB | memory ≤ 80 MiB |")
+            "| time | floor CPU s | pgmigrate CPU s | runner max RSS MiB | its psql MiB | floor psql MiB "
+            "| memory ≤ 80 MiB |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for c in cases:
         if c.error and not c.ours:
             lines.append(f"| {c.workload.key} | {c.command} | {_seconds(c.floor)} | failed | — | — | **FAIL** "
-                         "| — | — | — | — |")
+                         "| — | — | — | — | — | — |")
             continue
         ratio = c.ratio()
         target, ok = c.time_target()
@@ -763,6 +774,7 @@ def table(cases: list[Case]) -> str:
         lines.append(
             f"| {c.workload.key} | {c.command} | {_seconds(c.floor)} | {_seconds(c.ours)} | "
             f"{f'{ratio:.3f}' if ratio is not None else '—'} | {target} | {_verdict(ok)} | "
+            f"{_cpu(c.floor)} | {_cpu(c.ours)} | "
             f"{f'{peak:.1f}' if peak is not None else '—'} | {_mib(child)} | {_mib(floor_rss)} | "
             f"{_verdict(c.memory_ok())} |"
         )
@@ -790,7 +802,8 @@ def report(cases: list[Case], workloads: list[Workload], info: dict[str, str]) -
         table(cases),
         "",
         "Seconds are wall time of the whole command (process start-up included), median and min-max over the "
-        "runs; ratio is the runner's median over the floor's median; MiB are peak resident set sizes. "
+        "runs; ratio is the runner's median over the floor's median; CPU is the median user + system time of the "
+        "command and the processes it waited for (the runner's psql included); MiB are peak resident set sizes. "
         "See benchmarks/README.md.",
     ]
     errors = {c.workload.key: c.error for c in cases if c.error}

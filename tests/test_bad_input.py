@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -75,16 +76,24 @@ FILE_CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def untouched_db(pg_server) -> Iterator[str]:
+    """One database for the cases that must leave it untouched (each checks that it did)."""
+    name = pg_server.create_db()
+    yield pg_server.url(name)
+    pg_server.drop_db(name)
+
+
 @pytest.mark.parametrize("case", list(FILE_CASES))
-def test_invalid_file_refused_before_anything_runs(case, cli, db_url, mdir):
+def test_invalid_file_refused_before_anything_runs(case, cli, untouched_db, mdir):
     files, needles = FILE_CASES[case]
     _write(mdir, "0001_good.up.sql", GOOD)
     for name, content in files:
         _write(mdir, name, content)
-    done = cli("--dir", str(mdir), "up", url=db_url)
+    done = cli("--dir", str(mdir), "up", url=untouched_db)
     assert_one_error(done, 2, *needles)
-    assert "good" not in tables(db_url)  # the valid migration before it did not run either
-    assert_untouched(db_url)
+    assert "good" not in tables(untouched_db)  # the valid migration before it did not run either
+    assert_untouched(untouched_db)
 
 
 def test_verify_lists_every_problem_and_changes_nothing(cli, db_url, mdir):

@@ -295,7 +295,6 @@ SEEN = ("INSERT INTO seen SELECT {v}, current_setting('lock_timeout'), current_s
 
 @pytest.mark.parametrize("options, lock_timeout, statement_timeout", [
     ([], "5s", None),
-    (["--lock-timeout", "1"], "1s", None),
     (["--lock-timeout", "2.5"], "2500ms", None),
     (["--lock-timeout", "0"], None, None),
     (["--statement-timeout", "3"], "5s", "3s"),

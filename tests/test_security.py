@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,8 +32,8 @@ class Account:
     plain_url: str  # without
 
 
-@pytest.fixture
-def account(pg_server) -> Iterator[Account]:
+@contextlib.contextmanager
+def _account(pg_server) -> Iterator[Account]:
     token = uuid.uuid4().hex
     role = f"pgm_sec_{token[:8]}"
     password = f"S3cr'et {token} x\\#%@:/!"
@@ -48,6 +49,19 @@ def account(pg_server) -> Iterator[Account]:
         pg_server.drop_db(dbname)
         with pg_server.admin() as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.fixture
+def account(pg_server) -> Iterator[Account]:
+    with _account(pg_server) as a:
+        yield a
+
+
+@pytest.fixture(scope="module")
+def shared_account(pg_server) -> Iterator[Account]:
+    """For tests that must leave the database untouched (each checks that it did)."""
+    with _account(pg_server) as a:
+        yield a
 
 
 def assert_no_secret(account: Account, *outputs: str) -> None:
@@ -103,7 +117,8 @@ def _failures(account: Account, mdir: MigrationsDir, pg_server) -> dict[str, tup
 
 @pytest.mark.parametrize("case", ["sql error", "connection refused", "missing database", "invalid port", "bad option",
                                   "password from PGPASSWORD", "password from POSTGRES_PASSWORD"])
-def test_password_never_in_errors_or_tracebacks(case, cli, account, mdir, pg_server):
+def test_password_never_in_errors_or_tracebacks(case, cli, shared_account, mdir, pg_server):
+    account = shared_account
     mdir.add(1, "bad", "CREATE TABLE bad (id int);\nSELECT no_such_column FROM bad;\n")
     args, url, env = _failures(account, mdir, pg_server)[case]
     done = cli("--verbose", "--dir", str(mdir), *args, url=url or None, env=env)
@@ -114,7 +129,8 @@ def test_password_never_in_errors_or_tracebacks(case, cli, account, mdir, pg_ser
     assert "bad" not in tables(admin_url(pg_server, account.dbname))
 
 
-def test_password_never_in_psql_failure(cli, account, mdir, pg_server):
+def test_password_never_in_psql_failure(cli, shared_account, mdir, pg_server):
+    account = shared_account
     mdir.add(1, "bad", "\\set x 1\nCREATE TABLE bad (id int);\nSELECT :x + no_such_column FROM bad;\n")
     done = cli("--verbose", "--dir", str(mdir), "up", url=account.url)
     assert done.returncode == 1
@@ -344,12 +360,12 @@ def test_fresh_refuses_without_yes_when_not_on_a_terminal(cli, migrated, mdir):
     assert_nothing_dropped(migrated)
 
 
-@pytest.mark.parametrize("var, value", [("APP_ENV", "production"), ("ENVIRONMENT", "prod"), ("APP_ENV", "Production")])
-def test_fresh_refuses_in_production(var, value, cli, migrated, mdir):
-    done = cli("--dir", str(mdir), "fresh", "--yes", url=migrated, env={var: value})
-    assert done.returncode == 1, done.stderr
-    assert f"{var}=" in done.stderr and "--allow-production" in done.stderr
-    assert_nothing_dropped(migrated)
+def test_fresh_refuses_in_production(cli, migrated, mdir):
+    for var, value in [("APP_ENV", "production"), ("ENVIRONMENT", "prod"), ("APP_ENV", "Production")]:
+        done = cli("--dir", str(mdir), "fresh", "--yes", url=migrated, env={var: value})
+        assert done.returncode == 1, (var, value, done.stderr)
+        assert f"{var}=" in done.stderr and "--allow-production" in done.stderr, (var, value, done.stderr)
+        assert_nothing_dropped(migrated)
 
 
 def test_fresh_in_production_with_allow_production(cli, migrated, mdir):
