@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psycopg
@@ -49,17 +52,68 @@ def tracked(url: str) -> dict[int, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+def cli_env(url: str | None, extra: dict | None = None) -> dict[str, str]:
+    """The environment a user's shell would give the runner: no PG*/POSTGRES_* settings of ours,
+    DATABASE_URL set to ``url``, no colour."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_", "DATABASE_URL"))}
+    env["NO_COLOR"] = "1"
+    if url:
+        env["DATABASE_URL"] = url
+    env.update(extra or {})
+    return env
+
+
 def run_cli(*args: str, url: str | None = None, cwd: Path | None = None, env: dict | None = None,
             input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python scripts/migrate.py ARGS`` as a user runs it; DATABASE_URL set to ``url``."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_", "DATABASE_URL"))}
-    full_env["NO_COLOR"] = "1"
-    if url:
-        full_env["DATABASE_URL"] = url
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "migrate.py"), *args],
-        cwd=cwd or ROOT, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or ROOT, env=cli_env(url, env), input=input, capture_output=True, text=True, timeout=timeout,
     )
 
 
+def start_runner(*args: str, url: str, stdout: int | None = subprocess.PIPE) -> subprocess.Popen:
+    """``scripts/migrate.py ARGS`` in the background, as run_cli runs it."""
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "migrate.py"), *args], cwd=ROOT,
+                            env=cli_env(url), stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Wait for a background runner and return what it printed."""
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str,
+               proc: subprocess.Popen | Iterable[subprocess.Popen] | None = None):
+    """Poll ``condition`` until it is true (and return it); fail early if a runner exits first."""
+    procs = [] if proc is None else [proc] if isinstance(proc, subprocess.Popen) else list(proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        for p in procs:
+            if p.poll() is not None:
+                out, err = p.communicate()
+                raise AssertionError(f"runner exited ({p.returncode}) before {what}: {out}{err}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dirty_flags(url: str) -> dict[int, bool]:
+    """version -> dirty, of the tracking table."""
+    return {v: dirty for v, (_, _, dirty) in tracked(url).items()}
+
+
+# A statement that sleeps while the table ``pause`` says so (re-read every 50 ms, at most a minute),
+# so a test can hold a migration open and then let the same, unchanged file run quickly.
+PAUSE = ("DO $$ BEGIN WHILE coalesce((SELECT seconds FROM pause), 0) > 0 AND clock_timestamp() < statement_timestamp() "
+         "+ interval '60 seconds' LOOP PERFORM pg_sleep(0.05); END LOOP; END $$;\n")

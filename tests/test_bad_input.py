@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import ROOT, query, tables, tracked
+from helpers import ROOT, free_port, query, tables, tracked
 
 GOOD = "CREATE TABLE good (id int);\n"
 
@@ -178,16 +177,10 @@ def test_unreadable_file(db_url):
 # --- connection problems: exit 3 ---
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("command", ["up", "status", "init"])
 def test_unreachable_server(command, cli, mdir):
     mdir.add(1, "good", GOOD)
-    port = _free_port()
+    port = free_port()
     done = cli("--dir", str(mdir), command, url=f"postgresql://postgres@127.0.0.1:{port}/anything", timeout=60)
     assert_one_error(done, 3, "cannot connect", f"port {port}")
 

@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 
 import psycopg
 import pytest
-from helpers import ROOT, query, tables, tracked
+from helpers import PAUSE, dirty_flags, finish, query, start_runner, tables, tracked, wait_until
 
 from pgmigrate.db import LOCK_NAMESPACE
 
 LOCK_KEY_SQL = "hashtext(current_database() || '/public.schema_migrations')"
-# Sleeps while the pause table says so (re-read every 50 ms, at most a minute).
-PAUSE = ("DO $$ BEGIN WHILE coalesce((SELECT seconds FROM pause), 0) > 0 AND clock_timestamp() < statement_timestamp() "
-         "+ interval '60 seconds' LOOP PERFORM pg_sleep(0.05); END LOOP; END $$;\n")
-
-
-def start_runner(*args: str, url: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_", "DATABASE_URL"))}
-    env.update(NO_COLOR="1", DATABASE_URL=url)
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "migrate.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"runner exited ({proc.returncode}) before {what}: {out}{err}")
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def runner_sessions(url: str) -> list[tuple]:
     """(pid, application_name, state, wait_event_type, wait_event) of the runners' sessions."""
     return query(url, "SELECT pid, application_name, state, wait_event_type, wait_event FROM pg_stat_activity "
                       "WHERE datname = current_database() AND application_name LIKE 'pgmigrate%%' "
                       "AND pid <> pg_backend_pid()")
-
-
-def clean(url: str) -> dict[int, bool]:
-    return {v: dirty for v, (_, _, dirty) in tracked(url).items()}
 
 
 def hold_migration_lock(url: str, application_name: str) -> psycopg.Connection:
@@ -95,7 +58,7 @@ def test_runners_at_once_apply_each_migration_once(runners, db_url, mdir):
         assert "Traceback" not in r.stderr
     applied_lines = [ln for r in results for ln in r.stdout.splitlines() if re.match(r"applied\s+\d{4}_", ln)]
     assert len(applied_lines) == count, "\n".join(applied_lines)  # reported applied once, by one runner or another
-    assert clean(db_url) == dict.fromkeys(range(1, count + 1), False)
+    assert dirty_flags(db_url) == dict.fromkeys(range(1, count + 1), False)
     log = query(db_url, "SELECT version, count(*) FROM applied_log GROUP BY version ORDER BY version")
     assert log == [(v, 1) for v in range(1, count + 1)]
     assert {f"t_{v}" for v in range(2, count + 1)} <= tables(db_url)
@@ -149,7 +112,7 @@ def test_waiting_runner_polls_then_proceeds(db_url, mdir):
     done = finish(proc)
     assert done.returncode == 0, done.stderr
     assert sum("waiting for the migration lock" in ln for ln in done.stderr.splitlines()) == 1
-    assert clean(db_url) == {1: False}
+    assert dirty_flags(db_url) == {1: False}
     assert "one" in tables(db_url)
 
 
@@ -175,7 +138,7 @@ def test_second_runner_names_the_first_and_killed_runner_frees_the_lock(db_url, 
     query(db_url, "UPDATE pause SET seconds = 0")
     done = finish(third)
     assert done.returncode == 0, done.stderr
-    assert clean(db_url) == {1: False, 2: False}
+    assert dirty_flags(db_url) == {1: False, 2: False}
     assert {"slow", "two"} <= tables(db_url)
 
 
@@ -245,7 +208,7 @@ def test_lock_timeout_retries_until_the_lock_goes(path, cli, db_url, mdir):
     assert notes and "retry 1 of 3" in notes[0], done.stderr
     if path == "in-process":  # the psql path: see test_psql_bridge_lock_timeout_names_the_blocker
         assert f"pid {lock.pid}" in notes[0], done.stderr
-    assert clean(db_url) == {1: False, 2: False}
+    assert dirty_flags(db_url) == {1: False, 2: False}
     assert query(db_url, "SELECT count(*) FROM information_schema.columns WHERE table_name = 't' "
                          "AND column_name = 'c'") == [(1,)]
 
@@ -268,7 +231,7 @@ def test_lock_timeout_gives_up_naming_the_blocker(path, cli, db_url, mdir):
     if path == "in-process":  # the psql path: see test_psql_bridge_lock_timeout_names_the_blocker
         assert f"pid {lock.pid}" in failure, failure
     assert "Traceback" not in done.stderr
-    assert clean(db_url) == {1: False}
+    assert dirty_flags(db_url) == {1: False}
     assert query(db_url, "SELECT count(*) FROM information_schema.columns WHERE table_name = 't'") == [(1,)]
 
 
@@ -284,7 +247,7 @@ def test_psql_bridge_lock_timeout_names_the_blocker(cli, db_url, mdir):
     finally:
         lock.close()
     assert done.returncode == 1, done.stderr
-    assert clean(db_url) == {1: False}
+    assert dirty_flags(db_url) == {1: False}
     notes = [ln for ln in done.stderr.splitlines() if "retry 1 of 1" in ln]
     assert notes and f"pid {lock.pid}" in notes[0], done.stderr
     assert f"pid {lock.pid}" in done.stderr[done.stderr.index("error:"):], done.stderr
@@ -314,7 +277,7 @@ def test_timeouts_are_set_local_for_each_transactional_migration(options, lock_t
     rows = {v: (lt, st) for v, lt, st in query(db_url, "SELECT * FROM seen")}
     assert rows[1] == expected and rows[2] == expected and rows[4] == expected
     assert rows[3] == (default_lock, default_statement)  # SET LOCAL: nothing leaks out of the transactions
-    assert clean(db_url) == dict.fromkeys(range(1, 5), False)
+    assert dirty_flags(db_url) == dict.fromkeys(range(1, 5), False)
 
 
 @pytest.mark.slow

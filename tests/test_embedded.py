@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import free_port
 
 from pgmigrate import embedded
 from pgmigrate.embedded import (
@@ -33,12 +34,6 @@ from pgmigrate.embedded import (
 pytestmark = pytest.mark.embedded
 
 IS_ROOT = os.geteuid() == 0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_dead(pid: int, timeout: float = 10) -> None:

@@ -11,50 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, query, tables, tracked
+from helpers import PAUSE, dirty_flags, free_port, query, start_runner, tables, wait_until
 
 from pgmigrate.embedded import EmbeddedServer
 
 pytestmark = pytest.mark.slow
-
-# Sleeps while the pause table says so (re-read every 50 ms, at most a minute).
-PAUSE = ("DO $$ BEGIN WHILE coalesce((SELECT seconds FROM pause), 0) > 0 AND clock_timestamp() < statement_timestamp() "
-         "+ interval '60 seconds' LOOP PERFORM pg_sleep(0.05); END LOOP; END $$;\n")
-
-
-def start_runner(*args: str, url: str, stdout: int | None = subprocess.PIPE) -> subprocess.Popen:
-    """``scripts/migrate.py ARGS`` in the background, as helpers.run_cli runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_", "DATABASE_URL"))}
-    env.update(NO_COLOR="1", DATABASE_URL=url)
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "migrate.py"), *args], cwd=ROOT, env=env,
-                            stdout=stdout, stderr=subprocess.PIPE, text=True)
-
-
-def run(*args: str, url: str) -> subprocess.CompletedProcess:
-    proc = start_runner(*args, url=url)
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"runner exited ({proc.returncode}) before {what}: {out}{err}")
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def runner_sessions(url: str) -> list[tuple]:
@@ -86,10 +52,6 @@ def assert_runner_gone(url: str) -> None:
     assert advisory_locks(url) == 0
 
 
-def clean(url: str) -> dict[int, bool]:
-    return {v: dirty for v, (_, _, dirty) in tracked(url).items()}
-
-
 def with_pause(url: str, seconds: float) -> None:
     query(url, "CREATE TABLE pause (seconds float)")
     query(url, "INSERT INTO pause VALUES (%s)", (seconds,))
@@ -114,14 +76,14 @@ def test_kill_during_transactional_migration(cli, db_url, mdir):
     kill(proc)
 
     assert_runner_gone(db_url)
-    assert clean(db_url) == {1: False}
+    assert dirty_flags(db_url) == {1: False}
     assert tables(db_url) == {"pause", "one", "schema_migrations"}  # nothing of 2, nothing of 3
     assert not query(db_url, "SELECT to_regclass('slow_id')")[0][0]
 
     no_pause(db_url)
     done = cli("--dir", str(mdir), "up", url=db_url)
     assert done.returncode == 0, done.stderr
-    assert clean(db_url) == {1: False, 2: False, 3: False}
+    assert dirty_flags(db_url) == {1: False, 2: False, 3: False}
     assert query(db_url, "SELECT id FROM slow") == [(1,)]
     assert {"one", "slow", "three"} <= tables(db_url)
 
@@ -139,13 +101,13 @@ def test_kill_during_psql_bridge_migration(cli, db_url, mdir):
 
     wait_until(lambda: all(_gone(p) for p in psql), 10, "psql to die with its parent")
     assert_runner_gone(db_url)
-    assert clean(db_url) == {1: False}
+    assert dirty_flags(db_url) == {1: False}
     assert "bridged" not in tables(db_url)
 
     no_pause(db_url)
     done = cli("--dir", str(mdir), "up", url=db_url)
     assert done.returncode == 0, done.stderr
-    assert clean(db_url) == {1: False, 2: False}
+    assert dirty_flags(db_url) == {1: False, 2: False}
     assert query(db_url, "SELECT id FROM bridged") == [(7,)]
 
 
@@ -200,7 +162,7 @@ def test_kill_during_no_transaction_migration(resolve, cli, db_url, mdir):
 
     assert_runner_gone(db_url)
     # Precisely dirty: the row says so, the statements before the kill are done, the rest not.
-    assert clean(db_url) == {1: False, 2: True}
+    assert dirty_flags(db_url) == {1: False, 2: True}
     assert query(db_url, "SELECT id FROM part_a") == [(1,)]
     assert "part_b" not in tables(db_url)
     assert "three" not in tables(db_url)
@@ -211,23 +173,23 @@ def test_kill_during_no_transaction_migration(resolve, cli, db_url, mdir):
     refused = cli("--dir", str(mdir), "up", url=db_url)
     assert refused.returncode == 1
     assert "dirty" in refused.stderr and "force 2" in refused.stderr
-    assert clean(db_url) == {1: False, 2: True}  # the refusal changed nothing
+    assert dirty_flags(db_url) == {1: False, 2: True}  # the refusal changed nothing
 
     no_pause(db_url)
     if resolve == "force":
         done = cli("--dir", str(mdir), "force", "2", url=db_url)
         assert done.returncode == 0, done.stderr
-        assert clean(db_url) == {1: False, 2: False}
+        assert dirty_flags(db_url) == {1: False, 2: False}
         assert query(db_url, "SELECT id FROM part_a") == [(1,)]
         assert "part_b" in tables(db_url)
     else:
         done = cli("--dir", str(mdir), "down", url=db_url)
         assert done.returncode == 0, done.stderr
-        assert clean(db_url) == {1: False}
+        assert dirty_flags(db_url) == {1: False}
         assert not {"part_a", "part_b"} & tables(db_url)
     done = cli("--dir", str(mdir), "up", url=db_url)
     assert done.returncode == 0, done.stderr
-    assert clean(db_url) == {1: False, 2: False, 3: False}
+    assert dirty_flags(db_url) == {1: False, 2: False, 3: False}
     assert query(db_url, "SELECT id FROM part_a") == [(1,)]
     assert {"part_a", "part_b", "three"} <= tables(db_url)
 
@@ -265,10 +227,10 @@ def test_kill_between_migrations(cli, db_url, mdir):
     r, w = _full_pipe()
     try:
         proc = start_runner("--dir", str(mdir), "up", url=db_url, stdout=w)
-        wait_until(lambda: clean(db_url) == {1: False} and _blocked_writing(proc.pid), 30,
+        wait_until(lambda: dirty_flags(db_url) == {1: False} and _blocked_writing(proc.pid), 30,
                    "migration 1 to commit and the runner to block on its output", proc)
         time.sleep(0.3)
-        assert clean(db_url) == {1: False}, "the runner did not stop between migrations"
+        assert dirty_flags(db_url) == {1: False}, "the runner did not stop between migrations"
         # between migrations: the lock is held, the runner's other connection is idle, not in a transaction
         assert advisory_locks(db_url) == 1
         states = sorted(state for _, state, _ in runner_sessions(db_url))
@@ -279,27 +241,21 @@ def test_kill_between_migrations(cli, db_url, mdir):
         os.close(w)
 
     assert_runner_gone(db_url)
-    assert clean(db_url) == {1: False}
+    assert dirty_flags(db_url) == {1: False}
     assert tables(db_url) == {"one", "schema_migrations"}
     done = cli("--dir", str(mdir), "up", url=db_url)
     assert done.returncode == 0, done.stderr
     assert "0002_two" in done.stdout and "0001_one" not in done.stdout
-    assert clean(db_url) == {1: False, 2: False, 3: False}
+    assert dirty_flags(db_url) == {1: False, 2: False, 3: False}
     assert {"one", "two", "three"} <= tables(db_url)
 
 
 # --- the server restarted under a running 'up' ---
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def throwaway(tmp_path) -> EmbeddedServer:
-    server = EmbeddedServer(tmp_path / "cluster", port=_free_port(), dbname="x")
+    server = EmbeddedServer(tmp_path / "cluster", port=free_port(), dbname="x")
     try:
         server.start()
         yield server
@@ -325,10 +281,10 @@ def test_server_restart_under_running_up(cli, throwaway, mdir):
     assert "0002_slow.up.sql" in errors[0] or "connection" in errors[0].lower(), errors[0]
 
     throwaway.start()
-    assert clean(url) == {1: False}
+    assert dirty_flags(url) == {1: False}
     assert tables(url) == {"pause", "one", "schema_migrations"}
     no_pause(url)
     done = cli("--dir", str(mdir), "up", url=url)
     assert done.returncode == 0, done.stderr
-    assert clean(url) == {1: False, 2: False, 3: False}
+    assert dirty_flags(url) == {1: False, 2: False, 3: False}
     assert query(url, "SELECT id FROM slow") == [(1,)]

@@ -12,17 +12,15 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import ROOT, query, tables, tracked
+from helpers import finish, free_port, query, start_runner, tables, tracked, wait_until
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
     (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None)
@@ -32,12 +30,6 @@ pytestmark = [
     pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer binary not found; install it (Debian/Ubuntu: apt-get "
                        "install pgbouncer) to test running behind PgBouncer"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Bouncer:
@@ -80,7 +72,7 @@ def bouncer(pg_server) -> Iterator[Bouncer]:
             pytest.skip("running as root and no unprivileged user (postgres, nobody) to run pgbouncer as")
     folder = Path(tempfile.mkdtemp(prefix="pgm-pgbouncer-"))
     folder.chmod(0o755)
-    port = _free_port()
+    port = free_port()
     server_login = f" user={pg_server.user}" + (f" password={pg_server.password}" if pg_server.password else "")
     (folder / "userlist.txt").write_text(f'"{pg_server.user}" ""\n')
     (folder / "pgbouncer.ini").write_text(f"""\
@@ -130,31 +122,6 @@ pidfile = {folder}/pgbouncer.pid
             proc.kill()
             proc.wait()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def start_runner(*args: str, url: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_", "DATABASE_URL"))}
-    env.update(NO_COLOR="1", DATABASE_URL=url)
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "migrate.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str, procs: list[subprocess.Popen]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        for proc in procs:
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                raise AssertionError(f"a runner exited ({proc.returncode}) before {what}: {out}{err}")
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def write_migrations(mdir, count: int, first: str) -> None:

@@ -1,13 +1,11 @@
 """The psql bridge, non-transactional migrations, dirty state and exact SQL previews."""
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from helpers import ROOT, query, tables, tracked
+from helpers import query, run_cli, start_runner, tables, tracked
 
 COPY_FILE = """\\set ON_ERROR_STOP on
 \\set batch 'first batch'
@@ -108,10 +106,7 @@ def test_dirty_version_can_be_rolled_back_with_down(cli, db_url, mdir):
 
 def test_killed_runner_during_a_psql_migration_leaves_nothing(db_url, mdir):
     mdir.add(1, "slow", "\\set pause 30\nCREATE TABLE slow ();\nSELECT pg_sleep(:pause);\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env["DATABASE_URL"] = db_url
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/migrate.py"), "--dir", str(mdir), "up"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_runner("--dir", str(mdir), "up", url=db_url)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # wait until psql sleeps inside the migration
         if query(db_url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%%' "
@@ -131,9 +126,8 @@ def test_killed_runner_during_a_psql_migration_leaves_nothing(db_url, mdir):
     assert "slow" not in tables(db_url)
     assert tracked(db_url) == {}
     mdir.add(1, "slow", "\\set pause 0\nCREATE TABLE slow ();\nSELECT pg_sleep(:pause);\n")
-    env_run = subprocess.run([sys.executable, str(ROOT / "scripts/migrate.py"), "--dir", str(mdir), "up"],
-                             env=env, capture_output=True, text=True, timeout=60)
-    assert env_run.returncode == 0, env_run.stderr
+    rerun = run_cli("--dir", str(mdir), "up", url=db_url, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
     assert "slow" in tables(db_url) and set(tracked(db_url)) == {1}
 
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from helpers import ROOT, MigrationsDir, query, tables, tracked
+from helpers import ROOT, MigrationsDir, query, start_runner, tables, tracked
 from psycopg import sql
 
 # --- a role with a password, owning a database of its own ---
@@ -165,10 +165,7 @@ def _read(path: str) -> bytes:
 @pytest.mark.slow
 def test_password_not_on_the_psql_command_line(account, mdir, pg_server):
     mdir.add(1, "slow", "\\set pause 2\nCREATE TABLE slow (id int);\nSELECT pg_sleep(:pause);\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_", "DATABASE_URL"))}
-    env.update(NO_COLOR="1", DATABASE_URL=account.url)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "migrate.py"), "--dir", str(mdir), "up"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_runner("--dir", str(mdir), "up", url=account.url)
     try:
         psql_pid, argvs = None, []
         deadline = time.monotonic() + 15
