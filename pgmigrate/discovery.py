@@ -130,7 +130,7 @@ class SqlFile:
             for _ in self.lines():  # checks the encoding without holding the file
                 pass
             return
-        if not sqltext.has_statements(self.text):
+        if not self.scan.has_content:
             raise FileError(
                 f"{self.path}: the file has no SQL statements; write the migration, or put "
                 "'SELECT 1;' in it to record a deliberate no-op"

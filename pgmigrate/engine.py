@@ -388,7 +388,7 @@ class Runner:
                                         verbose=self.settings.verbose, on_output=self.on_output)
             run = partial(self.psql.run, file, steps, self.limits, transactional=transactional)
             if transactional:
-                retry_on_lock_timeout(run, self.limits, self.on_note, display_path(file))
+                retry_on_lock_timeout(run, self.limits, self.on_note, file)
             else:
                 run()
         elif transactional:

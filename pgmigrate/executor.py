@@ -56,11 +56,11 @@ def failure(file: SqlFile, exc: psycopg.Error, *, base: int = 0, text: str | Non
 def run_transactional(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
                       on_retry: Callable[[str], None]) -> None:
     """Run the file and ``steps`` in one transaction, retrying on lock timeouts."""
-    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits), limits, on_retry, display_path(file))
+    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits), limits, on_retry, file)
 
 
 def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry: Callable[[str], None],
-                          where: str) -> None:
+                          file: SqlFile) -> None:
     """Run ``attempt``; while it fails with a lock timeout (55P03), wait with backoff and run it again."""
     tries = 0
     while True:
@@ -73,7 +73,7 @@ def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry:
             tries += 1
             delay = min(0.5 * 2 ** (tries - 1), 8.0) * random.uniform(0.8, 1.2)
             blocked = next((d for d in exc.details if d.startswith("blocked by")), "")
-            on_retry(f"{where}: lock timeout{f' ({blocked})' if blocked else ''}; retry {tries} of "
+            on_retry(f"{display_path(file)}: lock timeout{f' ({blocked})' if blocked else ''}; retry {tries} of "
                      f"{limits.lock_retries} in {delay:.1f} s")
             time.sleep(delay)
 
