@@ -61,14 +61,20 @@ class Scan:
     def needs_psql(self) -> bool:
         return bool(self.meta_commands or self.copy_stdin_lines or self.variables)
 
+    @property
+    def has_content(self) -> bool:
+        """Anything besides whitespace and comments."""
+        return bool(self.statements or self.meta_commands)
+
 
 def strip_bom(text: str) -> str:
     return text[1:] if text.startswith(BOM) else text
 
 
 def line_of(text: str, offset: int) -> int:
-    """1-based line number of a 0-based character offset."""
-    return text.count("\n", 0, max(0, offset)) + 1
+    """1-based line number of a 0-based character offset (LF, CRLF and a lone CR each end a line)."""
+    head = text[: max(0, offset)]
+    return head.count("\n") + head.count("\r") - head.count("\r\n") + 1
 
 
 def line_of_position(text: str, position: int, base: int = 0) -> int:
@@ -109,8 +115,7 @@ def checksum(text: str) -> str:
 
 def has_statements(text: str) -> bool:
     """Whether the text has anything besides whitespace and comments."""
-    scan = scan_sql(text)
-    return bool(scan.statements or scan.meta_commands)
+    return scan_sql(text).has_content
 
 
 def scan_sql(text: str) -> Scan:
@@ -123,6 +128,14 @@ class _Lexer:
         self.text = text
         self.n = len(text)
         self.scan = Scan()
+        self._line_at = (0, 1)  # (offset, line there): lines are counted forward from the last one asked
+
+    def _line(self, offset: int) -> int:
+        """Line of ``offset``; offsets asked for never go backwards, so each character is counted once."""
+        last, line = self._line_at
+        line += line_of(self.text[last:offset], offset - last) - 1  # offsets are token starts: never inside CRLF
+        self._line_at = (offset, line)
+        return line
 
     def run(self) -> Scan:
         text, n = self.text, self.n
@@ -176,7 +189,7 @@ class _Lexer:
 
     def _finish(self, start: int, end: int) -> int:
         body = self.text[start:end]
-        line = line_of(self.text, start)
+        line = self._line(start)
         self.scan.statements.append(Statement(body, start, line))
         m = _TXN_CONTROL.match(body)
         if m:
@@ -203,7 +216,7 @@ class _Lexer:
         m = _VARIABLE.match(self.text, i)
         if not m:
             return i + 1
-        self.scan.variables.append((line_of(self.text, i), m.group(2)))
+        self.scan.variables.append((self._line(i), m.group(2)))
         return m.end()
 
     def _line_end(self, i: int) -> int:
@@ -250,7 +263,7 @@ class _Lexer:
         end = self._line_end(i)
         command = self.text[i:end].strip()
         name = command.split()[0] if command.split() else command
-        self.scan.meta_commands.append((line_of(self.text, i), name))
+        self.scan.meta_commands.append((self._line(i), name))
         return end
 
     def _copy_data_end(self, i: int) -> int:
