@@ -83,6 +83,7 @@ class Runner:
         self.conn = None
         self.reader = None  # a libpq.Connection for the read-only commands
         self.lock = None
+        self.table_ready = False
         self.psql = None
 
     # --- session management ---
@@ -127,16 +128,24 @@ class Runner:
         return tracking.as_query(self.conn.cursor())
 
     def _locked(self) -> dict[int, tracking.Row]:
-        """Connect, take the migration lock, make sure the tracking table exists, read it."""
+        """Connect, take the migration lock, read the tracking rows (none if there is no table yet).
+
+        The table itself is made by the first write (``_ensure_table``), so a command that refuses,
+        because of a bad file say, leaves the database exactly as it found it."""
         self._connect()
         if self.lock is None:
             from . import db
 
             self.lock = db.MigrationLock(self.settings.target, wait=self.settings.lock_wait, on_wait=self.on_note)
             self.lock.acquire()
-        cur = self.conn.cursor()
-        tracking.ensure_table(cur)
-        return tracking.read_rows(cur)
+        rows = self._recorded()
+        self.table_ready = rows is not None
+        return rows or {}
+
+    def _ensure_table(self) -> None:
+        if not self.table_ready:
+            tracking.ensure_table(self.conn.cursor())
+            self.table_ready = True
 
     def folder(self, *, strict: bool = True) -> Folder:
         return discovery.load_folder(self.settings.migrations_dir, self.on_note, strict=strict)
@@ -184,6 +193,7 @@ class Runner:
             created_db = create_database(self.settings.target)
             self._connect()
         self._locked()
+        self._ensure_table()
         return {"created_database": created_db}
 
     # --- up ---
@@ -290,6 +300,7 @@ class Runner:
         for m in folder.migrations:
             if m.version > version or m.version in rows:
                 continue
+            self._ensure_table()
             self.conn.execute(tracking.BASELINE_SQL, (m.version, m.name, m.up.checksum))
             result = Result("recorded", m.version, m.label)
             self.on_result(result)
@@ -342,6 +353,7 @@ class Runner:
         self._precheck([m.up for m in folder.migrations])
         self._locked()
         drop_everything(self.conn)
+        self.table_ready = False
         return self.up()
 
     # --- seeds ---
@@ -374,6 +386,7 @@ class Runner:
 
     def _run(self, m: Migration, direction: str) -> float:
         file = m.up if direction == "up" else m.down
+        self._ensure_table()
         start = time.perf_counter()
         self._execute(file, tracking_steps(m, direction, file.transactional), transactional=file.transactional)
         return (time.perf_counter() - start) * 1000

@@ -268,3 +268,11 @@ def test_help_documents_exit_codes(cli):
     for command in ("up", "down", "status", "force", "create", "fresh", "seed"):
         sub = cli(command, "--help")
         assert sub.returncode == 0 and "usage:" in sub.stdout
+
+
+def test_refused_up_leaves_a_new_database_untouched(cli, db_url, mdir):
+    mdir.add(1, "good", "CREATE TABLE good ();")
+    mdir.add(2, "empty", "-- nothing yet\n")
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 2 and "no SQL statements" in result.stderr
+    assert tables(db_url) == set()  # not even the tracking table
