@@ -28,7 +28,8 @@ CHECK_CLIENT_SQL = (
 LOCK_NAMESPACE = 0x70676D67  # 'pgmg': the first key of the two-key advisory lock
 
 
-def connect(target: Target, *, dbname: str | None = None, autocommit: bool = True) -> psycopg.Connection:
+def connect(target: Target, *, dbname: str | None = None, autocommit: bool = True,
+            application_name: str = APPLICATION_NAME) -> psycopg.Connection:
     """Open a connection, or raise ConnectError with a one-line reason and what to do."""
     if dbname:
         target = target.with_dbname(dbname)
@@ -36,7 +37,7 @@ def connect(target: Target, *, dbname: str | None = None, autocommit: bool = Tru
         conn = psycopg.connect(
             target.conninfo,
             autocommit=autocommit,
-            application_name=APPLICATION_NAME,
+            application_name=application_name,
             connect_timeout=10,
             prepare_threshold=None,  # no server-side prepared statements: safe behind PgBouncer
         )

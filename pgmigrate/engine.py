@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 
 from . import discovery, tracking
 from .config import APPLICATION_NAME, Limits, Settings, connection_failure
@@ -85,6 +84,7 @@ class Runner:
         self.lock = None
         self.table_ready = False
         self.psql = None
+        self.watch = None  # executor.BlockerWatch, made by the first transactional migration
 
     # --- session management ---
 
@@ -95,6 +95,9 @@ class Runner:
         self.close()
 
     def close(self) -> None:
+        if self.watch:
+            self.watch.close()
+            self.watch = None
         if self.psql:
             self.psql.close()
             self.psql = None
@@ -392,20 +395,27 @@ class Runner:
         return (time.perf_counter() - start) * 1000
 
     def _execute(self, file: SqlFile, steps: list[Step], *, transactional: bool) -> None:
-        from .executor import retry_on_lock_timeout, run_autocommit, run_transactional
+        from .executor import BlockerWatch, retry_on_lock_timeout, run_autocommit, run_transactional, watching
         from .psql import PsqlSession
 
+        if transactional and self.limits.lock_timeout > 0 and self.watch is None:
+            self.watch = BlockerWatch(self.settings.target)
         if file.needs_psql:
             if self.psql is None:
                 self.psql = PsqlSession(self.settings.target, self.settings.variables,
                                         verbose=self.settings.verbose, on_output=self.on_output)
-            run = partial(self.psql.run, file, steps, self.limits, transactional=transactional)
+            psql = self.psql
+
+            def attempt() -> None:
+                with watching(self.watch if transactional else None, psql.backend_pid()):
+                    psql.run(file, steps, self.limits, transactional=transactional)
+
             if transactional:
-                retry_on_lock_timeout(run, self.limits, self.on_note, file)
+                retry_on_lock_timeout(attempt, self.limits, self.on_note, file)
             else:
-                run()
+                attempt()
         elif transactional:
-            run_transactional(self.conn, file, steps, self.limits, self.on_note)
+            run_transactional(self.conn, file, steps, self.limits, self.on_note, self.watch)
         else:
             before, after = (steps[0], steps[1]) if steps else (None, None)
             run_autocommit(self.conn, file, before, after)

@@ -13,14 +13,16 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import psycopg
 
 from . import sqltext
-from .config import Limits
+from .config import Limits, Target
+from .db import connect
 from .discovery import SqlFile, display_path
-from .errors import MigrationFailed
+from .errors import MigrateError, MigrationFailed
 from .tracking import Step
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -48,15 +50,16 @@ def failure(file: SqlFile, exc: psycopg.Error, *, base: int = 0, text: str | Non
         details.append(f"context: {diag.context.strip().splitlines()[0]}")
     if statement is not None:
         details.append(f"statement: {statement.first_line}")
+    details += getattr(exc, "__notes__", [])  # e.g. 'blocked by ...' from the lock-timeout watch
     suffix = f" (SQLSTATE {sqlstate})" if sqlstate else ""
     return MigrationFailed(f"{where}: {message}{suffix}", path=where, line=line, sqlstate=sqlstate,
                            details=details, dirty=dirty)
 
 
 def run_transactional(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
-                      on_retry: Callable[[str], None]) -> None:
+                      on_retry: Callable[[str], None], watch: BlockerWatch | None = None) -> None:
     """Run the file and ``steps`` in one transaction, retrying on lock timeouts."""
-    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits), limits, on_retry, file)
+    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits, watch), limits, on_retry, file)
 
 
 def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry: Callable[[str], None],
@@ -78,29 +81,20 @@ def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry:
             time.sleep(delay)
 
 
-def _transaction(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits) -> None:
+def _transaction(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
+                 watch: BlockerWatch | None) -> None:
     cur = conn.cursor()
     prelude = limits.set_local_sql()
     cur.execute("BEGIN;\n" + prelude if prelude else "BEGIN")  # one round trip
-    watcher = _BlockerWatch(conn) if limits.lock_timeout > 0 else None
     try:
-        if watcher:
-            watcher.start()
-        try:
+        with watching(watch, conn.info.backend_pid):
             cur.execute(file.text)
-        finally:
-            if watcher:
-                watcher.stop()
         for sql, params in steps:
             cur.execute(sql, params)
         cur.execute("COMMIT")
     except psycopg.Error as exc:
         _rollback(conn)
-        fail = failure(file, exc)
-        blockers = watcher.describe() if watcher and exc.sqlstate == LOCK_NOT_AVAILABLE else ""
-        if blockers:
-            fail.details.append(f"blocked by {blockers}")
-        raise fail from None
+        raise failure(file, exc) from None
     except BaseException:
         _rollback(conn)
         raise
@@ -128,49 +122,81 @@ def run_autocommit(conn: psycopg.Connection, file: SqlFile, before: Step | None,
         cur.execute(*after)
 
 
-class _BlockerWatch:
-    """Notes which sessions block ours while a migration waits on a lock, for the error message.
+class BlockerWatch:
+    """Names the sessions that block a migration, for the lock-timeout message.
 
-    Polls ``pg_blocking_pids`` from a second connection, and only once the migration has been
-    running for a while, so quick migrations pay nothing."""
+    One thread for the whole run, started on first use: a migration arms it with the backend pid
+    that runs it and disarms it when done (two attribute writes, nothing else per migration). The
+    thread wakes every 0.1 s and, once a migration has run for a while, asks ``pg_blocking_pids``
+    from a connection of its own."""
 
     GRACE = 0.3
+    TICK = 0.1
 
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.pid = conn.info.backend_pid
-        self.conninfo = conn.info.dsn
-        self.password = conn.info.password
-        self.found: list[str] = []
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.armed: tuple[int, float] | None = None  # (backend pid, since)
+        self.found: tuple[tuple[int, float], str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+    def arm(self, pid: int) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pgmigrate-watch", daemon=True)
+            self._thread.start()
+        self.armed = (pid, time.monotonic())
 
-    def stop(self) -> None:
+    def disarm(self) -> str:
+        """Stop watching; return who blocked the migration just watched ('' if nobody was seen)."""
+        armed, self.armed = self.armed, None
+        found = self.found
+        return found[1] if found and found[0] == armed else ""
+
+    def close(self) -> None:
         self._stop.set()
 
     def _run(self) -> None:
-        if self._stop.wait(self.GRACE):
-            return
+        conn = None
         try:
-            with psycopg.connect(self.conninfo, password=self.password or None, autocommit=True,
-                                 application_name="pgmigrate-watch") as watch:
-                while not self._stop.is_set():
-                    rows = watch.execute(
-                        """SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
-                                  left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80)
-                           FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(%s))""",
-                        (self.pid,),
-                    ).fetchall()
-                    if rows:
-                        self.found = [f"pid {p} (application {app}, {state}: {q})" for p, app, state, q in rows]
-                    self._stop.wait(0.2)
-        except psycopg.Error:
+            while not self._stop.wait(self.TICK):
+                armed = self.armed
+                if armed is None or time.monotonic() - armed[1] < self.GRACE:
+                    continue
+                conn = conn or connect(self.target, application_name="pgmigrate-watch")
+                rows = conn.execute(
+                    """SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
+                              left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80)
+                       FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(%s))""",
+                    (armed[0],),
+                ).fetchall()
+                if rows:
+                    self.found = (armed, "; ".join(f"pid {p} (application {app}, {state}: {q})"
+                                                   for p, app, state, q in rows))
+        except (psycopg.Error, MigrateError):
             return
+        finally:
+            if conn is not None:
+                conn.close()
 
-    def describe(self) -> str:
-        if self._thread:
-            self._thread.join(timeout=1)
-        return "; ".join(self.found)
+
+@contextmanager
+def watching(watch: BlockerWatch | None, pid: int) -> Iterator[None]:
+    """Watch ``pid`` while the block runs; a lock timeout inside gets 'blocked by ...' added."""
+    if watch is None:
+        yield
+        return
+    watch.arm(pid)
+    try:
+        yield
+    except psycopg.Error as exc:
+        blockers = watch.disarm() if exc.sqlstate == LOCK_NOT_AVAILABLE else ""
+        if blockers:
+            exc.add_note(f"blocked by {blockers}")
+        raise
+    except MigrationFailed as exc:
+        blockers = watch.disarm() if exc.sqlstate == LOCK_NOT_AVAILABLE else ""
+        if blockers:
+            exc.details.append(f"blocked by {blockers}")
+        raise
+    finally:
+        watch.disarm()

@@ -115,6 +115,7 @@ class PsqlSession:
         self.on_output = on_output or (lambda line: None)
         self.token = "pgmigrate-" + secrets.token_hex(8)
         self.proc: subprocess.Popen[str] | None = None
+        self.pid = 0
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.errors: list[str] = []
 
@@ -141,8 +142,15 @@ class PsqlSession:
         setup = ["\\set VERBOSITY verbose", "\\set SHOW_CONTEXT errors", "SET standard_conforming_strings = on;",
                  CHECK_CLIENT_SQL + " \\g /dev/null"]
         setup += [set_variable(k, v) for k, v in self.variables.items()]
+        setup.append("SELECT pg_backend_pid() AS pgmigrate_backend_pid \\gset")
         self._send("\n".join(setup) + "\n")
-        self._sync("started", None)
+        self.pid = int(self._sync("started :pgmigrate_backend_pid", None).split()[-1])
+
+    def backend_pid(self) -> int:
+        """The server process that runs this session's migrations (psql started if need be)."""
+        if self.proc is None:
+            self.start()
+        return self.pid
 
     def _read_stdout(self) -> None:
         assert self.proc and self.proc.stdout
@@ -169,12 +177,14 @@ class PsqlSession:
         except BrokenPipeError:
             pass
 
-    def _sync(self, word: str, file: SqlFile | None, *, dirty: bool = False) -> None:
-        """Ask psql to echo a marker and wait for it; if psql exits instead, raise its error."""
+    def _sync(self, word: str, file: SqlFile | None, *, dirty: bool = False) -> str:
+        """Ask psql to echo a marker and wait for it (returned, psql variables expanded); if psql
+        exits instead, raise its error."""
         self._send(f"\\echo {self.token} {word}\n")
         line = self.lines.get()
         if line is None:
             raise self._failure(file, dirty=dirty)
+        return line
 
     def close(self) -> None:
         if self.proc is None:

@@ -235,8 +235,6 @@ def test_lock_timeout_gives_up_naming_the_blocker(path, cli, db_url, mdir):
     assert query(db_url, "SELECT count(*) FROM information_schema.columns WHERE table_name = 't'") == [(1,)]
 
 
-@pytest.mark.xfail(strict=True, reason="a psql-run migration that hits lock_timeout is retried, but neither the "
-                   "retry note nor the final error names the blocking session (no blocker watch on the psql path)")
 def test_psql_bridge_lock_timeout_names_the_blocker(cli, db_url, mdir):
     mdir.add(1, "table", "CREATE TABLE t (id int);\n")
     assert cli("--dir", str(mdir), "up", url=db_url).returncode == 0
