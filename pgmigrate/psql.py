@@ -32,10 +32,12 @@ from .config import APPLICATION_NAME, Limits, Target, conninfo_params, make_conn
 from .db import CHECK_CLIENT_SQL
 from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
+from .sqltext import line_of
 from .tracking import Step, render
 
 _ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL|PANIC):\s+(?P<rest>.*)$")
 _SQLSTATE = re.compile(r"^(?P<state>[0-9A-Z]{5}): (?P<msg>.*)$")
+_STATEMENT_LINE = re.compile(r"^LINE (\d+): ")
 _BARE_FATAL = re.compile(r"^psql: (?:error: )?(?P<rest>.*)$")
 
 
@@ -266,6 +268,7 @@ def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool, tar
             Path(reported).name == file.path.name or reported.startswith(tempfile.gettempdir())
         )
         if ours:
+            line = error_line(file, line, lines[i + 1:])
             location = f"{where}:{line}"
         elif reported == "<stdin>":
             location = where
@@ -291,6 +294,20 @@ def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool, tar
             return MigrationFailed(f"{where}: psql: {m.group('rest')}", path=where, dirty=dirty)
     last = next((ln for ln in reversed(lines) if ln.strip()), "psql exited without a message")
     return MigrationFailed(f"{where}: {last}", path=where, dirty=dirty)
+
+
+def error_line(file: SqlFile, reported: int, following: list[str]) -> int:
+    """The line of the error itself. psql reports the input line it had reached (where the failing
+    statement's ';' is) and, in ``LINE n:``, the line within the statement it sent; the lexer knows
+    where that statement's buffer began."""
+    m = next((_STATEMENT_LINE.match(ln) for ln in following if _STATEMENT_LINE.match(ln)), None)
+    if m is None or file.large:
+        return reported
+    for statement in reversed(file.scan.statements):
+        if statement.buffer_line <= reported:
+            end = statement.line + line_of(statement.text, len(statement.text)) - 1
+            return statement.buffer_line + int(m.group(1)) - 1 if end >= reported else reported
+    return reported
 
 
 def variables_problem(file: SqlFile, given: dict[str, str]) -> str | None:

@@ -37,6 +37,7 @@ class Statement:
     text: str
     start: int
     line: int
+    buffer_line: int = 0  # where psql's query buffer for it begins: a /* */ comment before it counts, -- does not
 
     @property
     def first_line(self) -> str:
@@ -128,6 +129,7 @@ class _Lexer:
         self.text = text
         self.n = len(text)
         self.scan = Scan()
+        self._lead: int | None = None  # line of a block comment that opens psql's buffer for the next statement
         self._line_at = (0, 1)  # (offset, line there): lines are counted forward from the last one asked
 
     def _line(self, offset: int) -> int:
@@ -152,6 +154,8 @@ class _Lexer:
                 i = self._line_end(i)
                 continue
             if text.startswith("/*", i):
+                if start is None and self._lead is None:
+                    self._lead = self._line(i)
                 i = self._block_comment_end(i)
                 continue
             if c == "\\":
@@ -190,7 +194,8 @@ class _Lexer:
     def _finish(self, start: int, end: int) -> int:
         body = self.text[start:end]
         line = self._line(start)
-        self.scan.statements.append(Statement(body, start, line))
+        self.scan.statements.append(Statement(body, start, line, self._lead or line))
+        self._lead = None
         m = _TXN_CONTROL.match(body)
         if m:
             self.scan.transaction_control.append((line, m.group(1).upper()))

@@ -257,8 +257,6 @@ def test_error_line_through_the_psql_bridge_single_line_statement(db_url, bom, e
     assert tables(db_url) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="psql bridge reports psql's input line (where the statement's ';' is), not "
-                   "the line of the error position: parse_psql_error ignores the 'LINE n:' psql prints")
 @pytest.mark.parametrize("bom, eol", [(False, "\n"), (True, "\r\n")])
 def test_error_line_through_the_psql_bridge_multi_line_statement(db_url, bom, eol):
     text = eol.join(["\\set answer 42", "SELECT 1", "+ length('\U0001f389')", "+ no_such_column_marker", "+ 1",

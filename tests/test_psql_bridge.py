@@ -183,3 +183,11 @@ def test_bom_and_crlf_psql_file(cli, db_url, mdir):
     result = cli("--dir", str(mdir), "up", url=db_url)
     assert result.returncode == 0, result.stderr
     assert query(db_url, "SELECT v FROM bom") == [(5,)]
+
+
+def test_psql_error_line_counts_a_leading_block_comment_but_not_a_line_comment(cli, db_url, mdir):
+    mdir.add(1, "lines", "\\set a 1\n-- a line comment\n/* a block\n   comment */\nSELECT 1,\n  2 +\n  nope;\n")
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 1
+    assert "0001_lines.up.sql:7: column \"nope\" does not exist" in result.stderr
+    assert tracked(db_url) == {}
