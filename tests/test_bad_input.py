@@ -20,6 +20,8 @@ import psycopg
 import pytest
 from helpers import ROOT, free_port, query, tables, tracked
 
+from pgmigrate.embedded import EmbeddedServer
+
 GOOD = "CREATE TABLE good (id int);\n"
 
 
@@ -196,28 +198,35 @@ def test_unknown_role(cli, db_url, mdir, pg_server):
     assert tables(db_url) == set()
 
 
-def test_wrong_password_when_the_server_checks_it(cli, db_url, mdir, pg_server):
-    """Only meaningful where the server checks passwords; the test server may trust everyone."""
-    role = f"pgm_pw_{uuid.uuid4().hex[:8]}"
-    with pg_server.admin() as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'right-password'")
+@pytest.fixture
+def password_url(tmp_path) -> Iterator[str]:
+    """A URL template ({} for the password) of a throwaway cluster that checks passwords on TCP
+    (scram-sha-256), with role app whose password is right-password."""
+    server = EmbeddedServer(tmp_path / "pw-cluster", port=free_port(), dbname="pw")
+    server.start()
     try:
-        dbname = db_url.rsplit("/", 1)[1]
-        try:
-            psycopg.connect(pg_server.url(dbname, user=role, password="wrong-password"), connect_timeout=5).close()
-            checks = False
-        except psycopg.OperationalError:
-            checks = True
-        if not checks:
-            pytest.skip("the test server does not check passwords (trust authentication); see test_unknown_role")
-        mdir.add(1, "good", GOOD)
-        done = cli("--dir", str(mdir), "up", url=pg_server.url(dbname, user=role, password="wrong-password"))
-        assert_one_error(done, 3, "authentication failed")
-        assert "wrong-password" not in done.stderr + done.stdout
-        assert_untouched(db_url)
+        with psycopg.connect(server.url, autocommit=True) as admin:
+            admin.execute("CREATE ROLE app LOGIN PASSWORD 'right-password'")
+            admin.execute("ALTER DATABASE pw OWNER TO app")
+            (server.cluster_dir / "pg_hba.conf").write_text(
+                "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n")
+            admin.execute("SELECT pg_reload_conf()")
+        yield f"postgresql://app:{{}}@127.0.0.1:{server.port}/pw"
     finally:
-        with pg_server.admin() as conn:
-            conn.execute(f"DROP ROLE IF EXISTS {role}")
+        server.destroy()
+
+
+@pytest.mark.slow
+def test_wrong_password(cli, mdir, password_url):
+    url = password_url
+    mdir.add(1, "good", GOOD)
+    done = cli("--dir", str(mdir), "up", url=url.format("wrong-password"))
+    assert_one_error(done, 3, "authentication failed")
+    assert "wrong-password" not in done.stderr + done.stdout
+    right = url.format("right-password")
+    assert tracked(right) == {}
+    assert cli("--dir", str(mdir), "up", url=right).returncode == 0  # the same command, right password
+    assert set(tracked(right)) == {1}
 
 
 @pytest.mark.parametrize("command", ["up", "status"])
