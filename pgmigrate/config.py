@@ -76,14 +76,17 @@ class Limits:
     statement_timeout: float = 0.0
     lock_retries: int = 3
 
-    def set_local_sql(self) -> str:
+    def set_local_statements(self) -> list[str]:
         """The ``SET LOCAL`` statements that open every transactional migration."""
         parts = []
         if self.lock_timeout > 0:
             parts.append(f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
         if self.statement_timeout > 0:
             parts.append(f"SET LOCAL statement_timeout = '{int(self.statement_timeout * 1000)}ms'")
-        return ";\n".join(parts)
+        return parts
+
+    def set_local_sql(self) -> str:
+        return ";\n".join(self.set_local_statements())
 
 
 @dataclass

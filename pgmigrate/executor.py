@@ -83,18 +83,20 @@ def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry:
 
 def _transaction(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
                  watch: BlockerWatch | None) -> None:
+    # Two round trips: BEGIN, the timeouts and the file as one simple query; the tracking statements
+    # (with bound parameters) and COMMIT together in one pipeline.
+    prefix = "BEGIN;\n" + "".join(f"{s};\n" for s in limits.set_local_statements())
     cur = conn.cursor()
-    prelude = limits.set_local_sql()
-    cur.execute("BEGIN;\n" + prelude if prelude else "BEGIN")  # one round trip
     try:
         with watching(watch, conn.info.backend_pid):
-            cur.execute(file.text)
-        for sql, params in steps:
-            cur.execute(sql, params)
-        cur.execute("COMMIT")
+            cur.execute(prefix + file.text)
+        with conn.pipeline():
+            for sql, params in steps:
+                cur.execute(sql, params)
+            cur.execute("COMMIT")
     except psycopg.Error as exc:
         _rollback(conn)
-        raise failure(file, exc) from None
+        raise failure(file, exc, base=-len(prefix)) from None
     except BaseException:
         _rollback(conn)
         raise

@@ -98,12 +98,22 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     return before + "\n" + body.rstrip("\n") + "\n" + "\n".join(after) + "\n", ""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
-        pass
+        return None
+
+
+_LIBC = _libc()
+DIES_WITH_PARENT = _LIBC is not None  # psql gets SIGKILL when the runner dies (PR_SET_PDEATHSIG)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before psql starts
+    if _LIBC.prctl(1, signal.SIGKILL) != 0:  # PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 class PsqlSession:
@@ -137,7 +147,7 @@ class PsqlSession:
         self.proc = subprocess.Popen(
             self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", errors="replace", env=self.environment(),
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_die_with_parent if DIES_WITH_PARENT else None,
         )
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -209,9 +219,15 @@ class PsqlSession:
             self.start()
         with _includable(file) as path:
             head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=transactional)
+            if DIES_WITH_PARENT:
+                # One write, one wait: psql stops at the first error before the COMMIT, and if this
+                # process dies psql is killed with it, so the COMMIT can run only after the whole file.
+                self._send(head + tail)
+                self._sync("done", file, dirty=not transactional)
+                return
             self._send(head)
             self._sync("ready", file, dirty=not transactional)
-        if tail:
+        if tail:  # without PDEATHSIG the COMMIT is sent only once psql has run the whole file
             self._send(tail)
             self._sync("done", file)
 
