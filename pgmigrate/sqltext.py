@@ -111,7 +111,16 @@ def checksum_lines(lines: Iterable[str]) -> str:
 
 
 def checksum(text: str) -> str:
+    if _ALREADY_NORMAL.fullmatch(text):  # the usual case: hash it as it is, without splitting lines
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
     return checksum_lines(io.StringIO(strip_bom(text), newline=None))
+
+
+# ASCII text, ending in one newline after a visible character, with no CR and no whitespace at the
+# end of any line: normalizing it changes nothing.
+_ALREADY_NORMAL = re.compile(
+    r"(?:(?:[\x00-\x09\x0b\x0c\x0e-\x7f]*[\x21-\x7e])?\n)*[\x00-\x09\x0b\x0c\x0e-\x7f]*[\x21-\x7e]\n", re.ASCII
+)
 
 
 def has_statements(text: str) -> bool:
