@@ -28,14 +28,14 @@ from .tracking import Step
 LOCK_NOT_AVAILABLE = "55P03"
 
 
-def failure(file: SqlFile, exc: psycopg.Error, *, base: int = 0, text: str | None = None, dirty: bool = False,
+def failure(file: SqlFile, exc: psycopg.Error, *, base: int = 0, dirty: bool = False,
             statement: sqltext.Statement | None = None) -> MigrationFailed:
-    """A MigrationFailed pointing at the file and line of the server's error position."""
+    """A MigrationFailed pointing at the file and line of the server's error position (``base``: where
+    the text sent starts in the file; negative when a prefix was sent before the file)."""
     diag = exc.diag
-    source = text if text is not None else file.text
     line = None
     if diag.statement_position:
-        line = sqltext.line_of_position(source, int(diag.statement_position), base)
+        line = sqltext.line_of_position(file.text, int(diag.statement_position), base)
     elif statement is not None:
         line = statement.line
     message = diag.message_primary or str(exc).strip().splitlines()[0]
