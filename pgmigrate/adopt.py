@@ -106,7 +106,7 @@ def adopt(settings: Settings, *, tool: str | None = None, dry_run: bool = False,
         raise UsageError(f"unknown tool '{tool}' for --from; choose one of: {', '.join(TOOLS)}")
     folder = discovery.load_folder(settings.migrations_dir, on_note)
     table = "its tracking table"
-    conn = db.connect(settings.target)
+    conn = db.connect_psycopg(settings.target)
     lock = db.MigrationLock(settings.target, wait=settings.lock_wait, on_wait=on_note)
     try:
         lock.acquire()

@@ -238,11 +238,10 @@ def _print_plan(args, printer, direction: str) -> int:
 
     with _runner(args, printer) as runner:
         folder = runner.folder()
-        runner._connect()
-        cur = runner.conn.cursor()
-        shape = read_shape(cur)
+        query = runner._query()
+        shape = read_shape(query)
         refuse_foreign(shape)
-        rows = read_rows(cur) if shape.ours else {}
+        rows = read_rows(query) if shape.ours else {}
         if direction == "up":
             chosen = select_pending(folder, rows, to=args.to, steps=args.steps)
         else:

@@ -10,13 +10,13 @@ The idle transaction holds no snapshot, so it does not hold back vacuum or concu
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
-
+from . import libpq
 from .config import APPLICATION_NAME, Target, connection_failure, scrub
 from .errors import ConnectError, LockTimeout
 from .tracking import QUALIFIED
@@ -26,28 +26,48 @@ CHECK_CLIENT_SQL = (
     "WHERE current_setting('server_version_num')::int >= 140000"
 )
 LOCK_NAMESPACE = 0x70676D67  # 'pgmg': the first key of the two-key advisory lock
+_MALFORMED = ("invalid connection option", "missing \"=\"", "invalid uri", "unterminated quoted string",
+              "invalid integer value", "invalid percent-encoded", "invalid sslmode", "invalid port")
 
 
-def connect(target: Target, *, dbname: str | None = None, autocommit: bool = True,
-            application_name: str = APPLICATION_NAME) -> psycopg.Connection:
-    """Open a connection, or raise ConnectError with a one-line reason and what to do."""
+def connect(target: Target, *, dbname: str | None = None, application_name: str = APPLICATION_NAME,
+            watch_client: bool = True) -> libpq.Connection:
+    """Open the runner's connection (libpq; each statement commits unless it runs in BEGIN ...
+    COMMIT), or raise ConnectError with a one-line reason and what to do.
+
+    ``watch_client``: the backend checks every second that the runner is still there, so a runner
+    killed mid-statement has its transaction rolled back and its locks freed at once instead of when
+    the statement ends on its own (PostgreSQL 14 and later)."""
+    if dbname:
+        target = target.with_dbname(dbname)
+    conn = libpq.connect(target.conninfo, application_name, lambda message: _failure(target, message))
+    if watch_client and conn.server_version >= 140000:
+        conn.execute(CHECK_CLIENT_SQL)
+    return conn
+
+
+def _failure(target: Target, message: str) -> ConnectError:
+    if any(marker in message.lower() for marker in _MALFORMED):
+        reason = scrub(message, target).strip().splitlines()[-1].strip()
+        return ConnectError(f"invalid connection string ({reason}); fix DATABASE_URL")
+    return connection_failure(target, message)
+
+
+def connect_psycopg(target: Target, *, dbname: str | None = None, autocommit: bool = True,
+                    application_name: str = APPLICATION_NAME) -> Any:
+    """A psycopg connection, for the tools that use its API (adopt, dump-schema)."""
+    import psycopg
+
     if dbname:
         target = target.with_dbname(dbname)
     try:
-        conn = psycopg.connect(
-            target.conninfo,
-            autocommit=autocommit,
-            application_name=application_name,
-            connect_timeout=10,
-            prepare_threshold=None,  # no server-side prepared statements: safe behind PgBouncer
-        )
+        conn = psycopg.connect(target.conninfo, autocommit=autocommit, application_name=application_name,
+                               connect_timeout=10, prepare_threshold=None)  # no prepared statements: PgBouncer
     except psycopg.OperationalError as exc:
-        raise connection_failure(target, str(exc)) from None
+        raise _failure(target, str(exc)) from None
     except psycopg.ProgrammingError as exc:  # malformed connection string
         raise ConnectError(f"invalid connection string ({scrub(str(exc), target)}); fix DATABASE_URL") from None
     if conn.info.server_version >= 140000:
-        # A runner killed mid-statement: its backend notices within a second and rolls back, instead of
-        # holding its locks until the statement ends on its own.
         conn.execute(CHECK_CLIENT_SQL)
         if not autocommit:
             conn.commit()
@@ -74,27 +94,24 @@ class MigrationLock:
         self.target = target
         self.wait = wait
         self.on_wait = on_wait
-        self.conn: psycopg.Connection | None = None
+        self.conn: libpq.Connection | None = None
 
     def acquire(self) -> None:
-        conn = connect(self.target, autocommit=False)
+        conn = connect(self.target)
         self.conn = conn
-        cur = conn.cursor()
-        cur.execute(
-            "SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0"
-        )
         # Only simple-protocol queries (no bound parameters) on this connection: an extended-protocol
         # query leaves its portal, and with it a snapshot, open in the transaction, and a snapshot
         # makes CREATE INDEX CONCURRENTLY wait for this transaction to end.
-        cur.execute(f"SELECT hashtext(current_database() || '/{QUALIFIED}')")
-        key = int(cur.fetchone()[0])
+        key = f"hashtext(current_database() || '/{QUALIFIED}')"
+        (row,) = conn.execute(
+            "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0;\n"
+            f"SELECT {key}, pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key})"
+        )
+        key_value, taken = int(row[0]), row[1] == "t"
         deadline = time.monotonic() + self.wait
         delay, told = 0.05, False
-        while True:
-            cur.execute(f"SELECT pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key})")
-            if cur.fetchone()[0]:
-                return
-            holder = self._holder(cur, key)
+        while not taken:
+            holder = self._holder(key_value)
             if time.monotonic() >= deadline:
                 self.release()
                 raise LockTimeout(
@@ -106,9 +123,10 @@ class MigrationLock:
                 told = True
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5) * random.uniform(0.8, 1.2)
+            taken = conn.execute(f"SELECT pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key_value})")[0][0] == "t"
 
-    def _holder(self, cur: Any, key: int) -> str:
-        cur.execute(
+    def _holder(self, key: int) -> str:
+        rows = self.conn.execute(
             f"""SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'),
                       coalesce(host(a.client_addr), CASE a.client_port WHEN -1 THEN 'local socket' END,
                                'not visible to this user'),
@@ -120,7 +138,7 @@ class MigrationLock:
                  AND l.objsubid = 2
                LIMIT 1"""
         )
-        row = cur.fetchone()
+        row = rows[0] if rows else None
         if not row:
             return "another session (it has just let go)"
         pid, app, client, since = row
@@ -128,9 +146,7 @@ class MigrationLock:
 
     def release(self) -> None:
         if self.conn is not None:
-            try:
-                self.conn.rollback()
-                self.conn.close()
-            except psycopg.Error:
-                pass
+            with contextlib.suppress(libpq.QueryError):  # closing ends it (and the lock) all the same
+                self.conn.execute("ROLLBACK")
+            self.conn.close()
             self.conn = None

@@ -19,8 +19,8 @@ from .discovery import Folder, Migration, SqlFile, display_path
 from .errors import ConnectError, FileError, StateError, UsageError
 from .tracking import Step
 
-# psycopg and the modules built on it (db, executor, psql) are imported where a command writes:
-# the read-only commands (status, version) read through libpq directly and start faster.
+# The modules that write (db, executor, psql) are imported where a command writes: the read-only
+# commands (status, version) need only a libpq connection and start faster.
 
 COMMAND = "scripts/migrate.py"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -79,8 +79,8 @@ class Runner:
         self.on_note = on_note
         self.on_output = on_output
         self.limits = Limits(settings.lock_timeout, settings.statement_timeout, settings.lock_retries)
-        self.conn = None
-        self.reader = None  # a libpq.Connection for the read-only commands
+        self.conn = None  # a libpq.Connection, for the commands that write
+        self.reader = None  # a libpq.Connection, for the read-only commands
         self.lock = None
         self.table_ready = False
         self.psql = None
@@ -118,17 +118,13 @@ class Runner:
             self.conn = db.connect(self.settings.target)
 
     def _query(self) -> tracking.Query:
-        """A query function for reading: libpq directly when it loads, else the psycopg connection."""
+        """A query function for reading: the runner's connection, or a plain one of its own."""
         if self.conn is None and self.reader is None:
             from . import libpq
 
             target = self.settings.target
             self.reader = libpq.connect(target.conninfo, APPLICATION_NAME, lambda m: connection_failure(target, m))
-            if self.reader is None:
-                self._connect()
-        if self.reader is not None:
-            return self.reader.query
-        return tracking.as_query(self.conn.cursor())
+        return (self.conn or self.reader).query
 
     def _locked(self) -> dict[int, tracking.Row]:
         """Connect, take the migration lock, read the tracking rows (none if there is no table yet).
@@ -147,7 +143,7 @@ class Runner:
 
     def _ensure_table(self) -> None:
         if not self.table_ready:
-            tracking.ensure_table(self.conn.cursor())
+            tracking.ensure_table(self.conn.query)
             self.table_ready = True
 
     def folder(self, *, strict: bool = True) -> Folder:
@@ -528,48 +524,51 @@ def refuse_production(allow: bool) -> None:
 
 def create_database(target: object) -> bool:
     """Create the target's database through the ``postgres`` maintenance database."""
-    from psycopg import errors, sql
+    from . import db
+    from .libpq import QueryError
 
     name = target.params().get("dbname")
     if not name:
         raise UsageError("the connection settings name no database to create; add one to DATABASE_URL")
-    from . import db
-
-    with db.connect(target, dbname="postgres") as maint:
+    with db.connect(target, dbname="postgres", watch_client=False) as maint:
         try:
-            maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except (errors.DuplicateDatabase, errors.UniqueViolation):
-            return False
-        except errors.InsufficientPrivilege:
-            raise ConnectError(
-                f'database "{name}" does not exist and this user may not create it; ask an administrator '
-                "to create it, or grant CREATEDB"
-            ) from None
+            maint.execute(f"CREATE DATABASE {quote_ident(name)}")
+        except QueryError as exc:
+            if exc.sqlstate in ("42P04", "23505"):  # duplicate_database; unique_violation in a race
+                return False
+            if exc.sqlstate == "42501":
+                raise ConnectError(
+                    f'database "{name}" does not exist and this user may not create it; ask an administrator '
+                    "to create it, or grant CREATEDB"
+                ) from None
+            raise
     return True
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def drop_everything(conn: object) -> None:
     """Drop every non-system schema and everything in public (extensions included)."""
-    from psycopg import sql
-
-    cur = conn.cursor()
-    cur.execute(
+    schemas = [r[0] for r in conn.execute(
         """SELECT nspname FROM pg_namespace
-           WHERE nspname <> 'public' AND nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'"""
-    )
-    schemas = [r[0] for r in cur.fetchall()]
-    cur.execute("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'")
-    extensions = [r[0] for r in cur.fetchall()]
-    cur.execute("BEGIN")
-    for ext in extensions:
-        cur.execute(sql.SQL("DROP EXTENSION IF EXISTS {} CASCADE").format(sql.Identifier(ext)))
-    for schema in schemas:
-        cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-    for kind, statement in _PUBLIC_OBJECTS:
-        cur.execute(kind)
-        for (name,) in cur.fetchall():
-            cur.execute(sql.SQL(statement).format(sql.SQL(name)))
-    cur.execute("COMMIT")
+           WHERE nspname <> 'public' AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"""
+    )]
+    extensions = [r[0] for r in conn.execute("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'")]
+    conn.execute("BEGIN")
+    try:
+        for ext in extensions:
+            conn.execute(f"DROP EXTENSION IF EXISTS {quote_ident(ext)} CASCADE")
+        for schema in schemas:
+            conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+        for kind, statement in _PUBLIC_OBJECTS:
+            for (name,) in conn.execute(kind):
+                conn.execute(statement.format(name))
+        conn.execute("COMMIT")
+    finally:
+        if not conn.idle:
+            conn.execute("ROLLBACK")
 
 
 # Objects in public, found and dropped kind by kind (names come back already quoted by the server).

@@ -14,49 +14,46 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-
-import psycopg
+from contextlib import contextmanager, suppress
 
 from . import sqltext
 from .config import Limits, Target
 from .db import connect
 from .discovery import SqlFile, display_path
 from .errors import MigrateError, MigrationFailed
-from .tracking import Step
+from .libpq import Connection, QueryError
+from .tracking import Step, render
 
 LOCK_NOT_AVAILABLE = "55P03"
 
 
-def failure(file: SqlFile, exc: psycopg.Error, *, base: int = 0, dirty: bool = False,
+def failure(file: SqlFile, exc: QueryError, *, base: int | None = 0, dirty: bool = False,
             statement: sqltext.Statement | None = None) -> MigrationFailed:
     """A MigrationFailed pointing at the file and line of the server's error position (``base``: where
-    the text sent starts in the file; negative when a prefix was sent before the file)."""
-    diag = exc.diag
+    the text sent starts in the file; negative when a prefix was sent before the file; None when the
+    failing text was not the file's, such as the tracking statements)."""
     line = None
-    if diag.statement_position:
-        line = sqltext.line_of_position(file.text, int(diag.statement_position), base)
+    if exc.statement_position and base is not None:
+        line = sqltext.line_of_position(file.text, exc.statement_position, base)
     elif statement is not None:
         line = statement.line
-    message = diag.message_primary or str(exc).strip().splitlines()[0]
     where = display_path(file) + (f":{line}" if line else "")
-    sqlstate = diag.sqlstate or getattr(exc, "sqlstate", None)
+    sqlstate = exc.sqlstate
     details = []
-    if diag.message_detail:
-        details.append(f"detail: {diag.message_detail}")
-    if diag.message_hint:
-        details.append(f"hint: {diag.message_hint}")
-    if diag.context and not diag.statement_position:
-        details.append(f"context: {diag.context.strip().splitlines()[0]}")
+    if exc.message_detail:
+        details.append(f"detail: {exc.message_detail}")
+    if exc.message_hint:
+        details.append(f"hint: {exc.message_hint}")
+    if exc.context and not exc.statement_position:
+        details.append(f"context: {exc.context.strip().splitlines()[0]}")
     if statement is not None:
         details.append(f"statement: {statement.first_line}")
-    details += getattr(exc, "__notes__", [])  # e.g. 'blocked by ...' from the lock-timeout watch
     suffix = f" (SQLSTATE {sqlstate})" if sqlstate else ""
-    return MigrationFailed(f"{where}: {message}{suffix}", path=where, line=line, sqlstate=sqlstate,
+    return MigrationFailed(f"{where}: {exc.message_primary}{suffix}", path=where, line=line, sqlstate=sqlstate,
                            details=details, dirty=dirty)
 
 
-def run_transactional(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
+def run_transactional(conn: Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
                       on_retry: Callable[[str], None], watch: BlockerWatch | None = None) -> None:
     """Run the file and ``steps`` in one transaction, retrying on lock timeouts."""
     retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits, watch), limits, on_retry, file)
@@ -81,47 +78,43 @@ def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry:
             time.sleep(delay)
 
 
-def _transaction(conn: psycopg.Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
+def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
                  watch: BlockerWatch | None) -> None:
-    # Two round trips: BEGIN, the timeouts and the file as one simple query; the tracking statements
-    # (with bound parameters) and COMMIT together in one pipeline.
+    # Two round trips, each one simple query: BEGIN, the timeouts and the file; then the tracking
+    # statements (values as quoted literals, exactly as the psql bridge and 'plan' show them) and COMMIT.
     prefix = "BEGIN;\n" + "".join(f"{s};\n" for s in limits.set_local_statements())
-    cur = conn.cursor()
+    tracking = "".join(render(sql, params) + ";\n" for sql, params in steps) + "COMMIT"
     try:
-        with watching(watch, conn.info.backend_pid):
-            cur.execute(prefix + file.text)
-        with conn.pipeline():
-            for sql, params in steps:
-                cur.execute(sql, params)
-            cur.execute("COMMIT")
-    except psycopg.Error as exc:
-        _rollback(conn)
-        raise failure(file, exc, base=-len(prefix)) from None
-    except BaseException:
-        _rollback(conn)
-        raise
+        with watching(watch, conn.backend_pid):
+            try:
+                conn.execute(prefix + file.text)
+            except QueryError as exc:
+                raise failure(file, exc, base=-len(prefix)) from None
+        try:
+            conn.execute(tracking)
+        except QueryError as exc:
+            raise failure(file, exc, base=None) from None
+    finally:
+        if not conn.idle:
+            _rollback(conn)
 
 
-def _rollback(conn: psycopg.Connection) -> None:
-    try:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
-    except psycopg.Error:
-        pass
+def _rollback(conn: Connection) -> None:
+    with suppress(QueryError):
+        conn.execute("ROLLBACK")
 
 
-def run_autocommit(conn: psycopg.Connection, file: SqlFile, before: Step | None, after: Step | None) -> None:
+def run_autocommit(conn: Connection, file: SqlFile, before: Step | None, after: Step | None) -> None:
     """Run the file statement by statement outside a transaction, between two tracking steps."""
-    cur = conn.cursor()
     if before:
-        cur.execute(*before)
+        conn.execute(*before)
     for statement in file.scan.statements:
         try:
-            cur.execute(statement.text)
-        except psycopg.Error as exc:
+            conn.execute(statement.text)
+        except QueryError as exc:
             raise failure(file, exc, base=statement.start, dirty=before is not None, statement=statement) from None
     if after:
-        cur.execute(*after)
+        conn.execute(*after)
 
 
 class BlockerWatch:
@@ -170,11 +163,11 @@ class BlockerWatch:
                               left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80)
                        FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(%s))""",
                     (armed[0],),
-                ).fetchall()
+                )
                 if rows:
                     self.found = (armed, "; ".join(f"pid {p} (application {app}, {state}: {q})"
                                                    for p, app, state, q in rows))
-        except (psycopg.Error, MigrateError):
+        except (QueryError, MigrateError):
             return
         finally:
             if conn is not None:
@@ -190,11 +183,6 @@ def watching(watch: BlockerWatch | None, pid: int) -> Iterator[None]:
     watch.arm(pid)
     try:
         yield
-    except psycopg.Error as exc:
-        blockers = watch.disarm() if exc.sqlstate == LOCK_NOT_AVAILABLE else ""
-        if blockers:
-            exc.add_note(f"blocked by {blockers}")
-        raise
     except MigrationFailed as exc:
         blockers = watch.disarm() if exc.sqlstate == LOCK_NOT_AVAILABLE else ""
         if blockers:

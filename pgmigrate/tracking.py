@@ -194,13 +194,13 @@ def refuse_foreign(shape: Shape) -> None:
         )
 
 
-def ensure_table(cur: Any) -> bool:
+def ensure_table(query: Query) -> bool:
     """Create the tracking table if needed; refuse another tool's table. Returns whether created."""
-    shape = read_shape(cur)
+    shape = read_shape(query)
     if shape.ours:
         return False
     refuse_foreign(shape)
-    cur.execute(CREATE_SQL)
+    query(CREATE_SQL)
     return True
 
 
@@ -216,7 +216,8 @@ def parse_row(version: Any, description: Any, checksum: Any, epoch: Any, ms: Any
 
 
 def literal(value: Any) -> str:
-    """An SQL literal for the psql paths and previews (standard_conforming_strings is on)."""
+    """An SQL literal for the tracking statements, as the runner, psql and previews send them; right
+    whatever standard_conforming_strings says (an E'' string where there is a backslash)."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -226,6 +227,8 @@ def literal(value: Any) -> str:
     text = str(value)
     if "\x00" in text:
         raise ValueError("NUL character in a value")
+    if "\\" in text:
+        return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
     return "'" + text.replace("'", "''") + "'"
 
 

@@ -11,7 +11,6 @@ import re
 import tempfile
 from pathlib import Path
 
-import psycopg
 import pytest
 from helpers import tables
 from hypothesis import HealthCheck, assume, given, settings
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from pgmigrate import sqltext
 from pgmigrate.config import Target
+from pgmigrate.db import connect
 from pgmigrate.discovery import MAX_VERSION, SqlFile, parse_name
 from pgmigrate.errors import FileError, MigrationFailed
 from pgmigrate.executor import Limits, run_autocommit, run_transactional
@@ -214,7 +214,7 @@ SERVER_SETTINGS = settings(max_examples=40, deadline=None, database=None,
 @given(case=failing_sql(prelude=False), bom=st.booleans())
 def test_error_line_in_a_transactional_migration(db_url, case, bom):
     text, line = case
-    with tempfile.TemporaryDirectory() as tmp, psycopg.connect(db_url, autocommit=True) as conn:
+    with tempfile.TemporaryDirectory() as tmp, connect(Target(db_url, "test")) as conn:
         file = _sql_file(tmp, "0001_x.up.sql", text, bom)
         with pytest.raises(MigrationFailed) as err:
             run_transactional(conn, file, [], Limits(), lambda note: None)
@@ -230,7 +230,7 @@ def test_error_line_in_a_no_transaction_migration(db_url, case, bom):
     text, line = case
     text = "-- migrate:no-transaction\n" + text
     line += 1
-    with tempfile.TemporaryDirectory() as tmp, psycopg.connect(db_url, autocommit=True) as conn:
+    with tempfile.TemporaryDirectory() as tmp, connect(Target(db_url, "test")) as conn:
         file = _sql_file(tmp, "0001_x.up.sql", text, bom)
         assert not file.transactional
         with pytest.raises(MigrationFailed) as err:
