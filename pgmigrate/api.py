@@ -9,7 +9,6 @@ raises the package's exceptions (``pgmigrate.errors``).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,19 @@ def run_migrations(url: str, dir: str | Path | None = None, *, to: int | None = 
                    allow_out_of_order: bool = False, **options: Any) -> list[dict]:
     """Apply pending migrations; return one dict per applied migration (version, label, ms)."""
     with Runner(_settings(url, dir, **options)) as runner:
-        return [asdict(r) for r in runner.up(to=to, allow_out_of_order=allow_out_of_order)]
+        return [r._asdict() for r in runner.up(to=to, allow_out_of_order=allow_out_of_order)]
 
 
 def rollback(url: str, steps: int = 1, dir: str | Path | None = None, **options: Any) -> list[dict]:
     """Roll back the newest ``steps`` migrations; return one dict per migration rolled back."""
     with Runner(_settings(url, dir, **options)) as runner:
-        return [asdict(r) for r in runner.down(steps)]
+        return [r._asdict() for r in runner.down(steps)]
 
 
 def status(url: str, dir: str | Path | None = None) -> list[dict]:
     """Every migration, files and recorded rows together: version, name, state, applied_at..."""
     with Runner(_settings(url, dir)) as runner:
-        return [asdict(r) for r in runner.status().rows]
+        return [r._asdict() for r in runner.status().rows]
 
 
 def current_version(url: str) -> int:
@@ -58,4 +57,4 @@ def current_version(url: str) -> int:
 def history(url: str) -> list[dict]:
     """The tracking table's rows, oldest first."""
     with Runner(_settings(url, None)) as runner:
-        return [asdict(r) for r in runner.history()]
+        return [r._asdict() for r in runner.history()]

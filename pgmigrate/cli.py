@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import EXIT_CONNECT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, MigrateError, StateError, UsageError
@@ -316,6 +314,8 @@ def cmd_create(args, printer) -> int:
     from .creation import create_migration
 
     settings = _settings(args)
+    from datetime import UTC, datetime
+
     up, down = create_migration(settings.migrations_dir, args.name, datetime.now(UTC))
     printer.line(str(up))
     printer.line(str(down))
@@ -492,6 +492,8 @@ def _scrub(text: str, database_url: str | None = None) -> str:
 
 
 def _traceback(printer, database_url: str | None) -> None:
+    import traceback
+
     print(_scrub(traceback.format_exc(), database_url), file=printer.err)
 
 

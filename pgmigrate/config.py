@@ -9,8 +9,8 @@ overrides the real environment.
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -35,12 +35,23 @@ LIBPQ_VARS = {
 }
 
 
-@dataclass
 class Target:
     """A database to connect to, and where that choice came from (for messages)."""
 
-    conninfo: str
-    source: str
+    __slots__ = ("conninfo", "source")
+
+    def __init__(self, conninfo: str, source: str) -> None:
+        self.conninfo = conninfo
+        self.source = source
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Target) and (self.conninfo, self.source) == (other.conninfo, other.source)
+
+    def __hash__(self) -> int:
+        return hash((self.conninfo, self.source))
+
+    def __repr__(self) -> str:  # never the password
+        return f"Target({self.describe()!r}, source={self.source!r})"
 
     @property
     def embedded(self) -> bool:
@@ -68,13 +79,11 @@ class Target:
         return Target(make_conninfo(p), self.source)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Per-migration timeouts and retries."""
+class Limits(namedtuple("Limits", "lock_timeout statement_timeout lock_retries", defaults=(5.0, 0.0, 3))):
+    """Per-migration timeouts and retries: ``lock_timeout`` and ``statement_timeout`` in seconds (0:
+    none), ``lock_retries`` the times a lock timeout is retried."""
 
-    lock_timeout: float = 5.0
-    statement_timeout: float = 0.0
-    lock_retries: int = 3
+    __slots__ = ()
 
     def set_local_statements(self) -> list[str]:
         """The ``SET LOCAL`` statements that open every transactional migration."""
@@ -89,18 +98,31 @@ class Limits:
         return ";\n".join(self.set_local_statements())
 
 
-@dataclass
 class Settings:
-    target: Target
-    migrations_dir: Path
-    seeds_dir: Path
-    verbose: bool = False
-    quiet: bool = False
-    lock_wait: float = 60.0
-    lock_timeout: float = 5.0
-    lock_retries: int = 3
-    statement_timeout: float = 0.0
-    variables: dict[str, str] = field(default_factory=dict)
+    """Everything a command runs with: where, which folders, timeouts, psql variables."""
+
+    def __init__(self, target: Target, migrations_dir: Path, seeds_dir: Path, *, verbose: bool = False,
+                 quiet: bool = False, lock_wait: float = 60.0, lock_timeout: float = 5.0, lock_retries: int = 3,
+                 statement_timeout: float = 0.0, variables: dict[str, str] | None = None) -> None:
+        self.target = target
+        self.migrations_dir = migrations_dir
+        self.seeds_dir = seeds_dir
+        self.verbose = verbose
+        self.quiet = quiet
+        self.lock_wait = lock_wait
+        self.lock_timeout = lock_timeout
+        self.lock_retries = lock_retries
+        self.statement_timeout = statement_timeout
+        self.variables = {} if variables is None else variables
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some settings changed."""
+        copy = Settings.__new__(Settings)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
+    def __repr__(self) -> str:
+        return f"Settings(target={self.target!r}, migrations_dir={self.migrations_dir!r})"
 
 
 def load_environment(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:

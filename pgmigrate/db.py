@@ -11,15 +11,17 @@ The idle transaction holds no snapshot, so it does not hold back vacuum or concu
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable
-from typing import Any
 
 from . import libpq
 from .config import APPLICATION_NAME, Target, connection_failure, scrub
 from .errors import ConnectError, LockTimeout
 from .tracking import QUALIFIED
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
 
 CHECK_CLIENT_SQL = (
     "SELECT set_config('client_connection_check_interval', '1000', false) "
@@ -74,6 +76,13 @@ def connect_psycopg(target: Target, *, dbname: str | None = None, autocommit: bo
     return conn
 
 
+def jitter() -> float:
+    """A factor between 0.8 and 1.2, so that waiting runners do not retry in step."""
+    import random  # only when waiting
+
+    return random.uniform(0.8, 1.2)
+
+
 def wait_for(target: Target, timeout: float) -> float:
     """Poll until the database accepts connections; return the seconds waited."""
     start = time.monotonic()
@@ -122,7 +131,7 @@ class MigrationLock:
                 self.on_wait(f"waiting for the migration lock, held by {holder}")
                 told = True
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5) * random.uniform(0.8, 1.2)
+            delay = min(delay * 2, 0.5) * jitter()
             taken = conn.execute(f"SELECT pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key_value})")[0][0] == "t"
 
     def _holder(self, key: int) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -26,11 +25,14 @@ DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")
 KNOWN_DIRECTIVES = {"no-transaction"}
 
 
-@dataclass
 class SqlFile:
     """One SQL file: read lazily, decoded as UTF-8 (a BOM is allowed), scanned once."""
 
-    path: Path
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"SqlFile({str(self.path)!r})"
 
     @cached_property
     def raw(self) -> str:
@@ -144,13 +146,19 @@ class SqlFile:
             )
 
 
-@dataclass
 class Migration:
-    version: int
-    name: str
-    up: SqlFile | None = None
-    down: SqlFile | None = None
-    digits: int = 6
+    """One version: its up file and, when there is one, its down file."""
+
+    def __init__(self, version: int, name: str, up: SqlFile | None = None, down: SqlFile | None = None,
+                 digits: int = 6) -> None:
+        self.version = version
+        self.name = name
+        self.up = up
+        self.down = down
+        self.digits = digits  # as written in the file name
+
+    def __repr__(self) -> str:
+        return f"Migration({self.label!r})"
 
     @property
     def label(self) -> str:
@@ -158,14 +166,14 @@ class Migration:
         return f"{self.version:0{self.digits}d}_{self.name}"
 
 
-@dataclass
 class Folder:
     """The migrations found in a folder, in version order, and what is wrong with it."""
 
-    path: Path
-    migrations: list[Migration] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, path: Path, migrations: list[Migration] | None = None) -> None:
+        self.path = path
+        self.migrations = migrations or []
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def by_version(self) -> dict[int, Migration]:
         return {m.version: m for m in self.migrations}

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from . import discovery, tracking
 from .config import APPLICATION_NAME, Limits, Settings, connection_failure
@@ -26,31 +25,29 @@ COMMAND = "scripts/migrate.py"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
-@dataclass(frozen=True)
-class Result:
-    """One file that ran, or would run."""
+class Result(namedtuple("Result", "action version label ms", defaults=(0.0,))):
+    """One file that ran, or would run. ``action``: applied, rolled back, seeded, recorded, would
+    apply, would roll back; ``ms``: how long it took."""
 
-    action: str  # applied, rolled back, seeded, recorded, would apply, would roll back
-    version: int | None
-    label: str
-    ms: float = 0.0
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class StatusRow:
-    version: int
-    name: str
-    state: str  # applied, pending, changed, missing, dirty
-    applied_at: datetime | None = None
-    execution_ms: int | None = None
-    applied_by: str | None = None
+class StatusRow(namedtuple("StatusRow", "version name state applied_at execution_ms applied_by",
+                           defaults=(None, None, None))):
+    """One line of 'status'. ``state``: applied, pending, changed, missing, dirty."""
+
+    __slots__ = ()
 
 
-@dataclass
 class Status:
-    rows: list[StatusRow]
-    out_of_order: list[int] = field(default_factory=list)
-    table_exists: bool = True
+    """Every migration's state, the pending ones older than the newest applied, and whether the
+    tracking table exists."""
+
+    def __init__(self, rows: list[StatusRow], out_of_order: list[int] | None = None, *,
+                 table_exists: bool = True) -> None:
+        self.rows = rows
+        self.out_of_order = out_of_order or []
+        self.table_exists = table_exists
 
     def count(self, state: str) -> int:
         return sum(1 for r in self.rows if r.state == state)
@@ -392,12 +389,13 @@ class Runner:
 
     def _execute(self, file: SqlFile, steps: list[Step], *, transactional: bool) -> None:
         from .executor import BlockerWatch, retry_on_lock_timeout, run_autocommit, run_transactional, watching
-        from .psql import PsqlSession
 
         if transactional and self.limits.lock_timeout > 0 and self.watch is None:
             self.watch = BlockerWatch(self.settings.target)
         if file.needs_psql:
             if self.psql is None:
+                from .psql import PsqlSession
+
                 self.psql = PsqlSession(self.settings.target, self.settings.variables,
                                         verbose=self.settings.verbose, on_output=self.on_output)
             psql = self.psql

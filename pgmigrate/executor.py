@@ -10,7 +10,6 @@ tracking statement that marks the version dirty and one that marks it clean.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +17,7 @@ from contextlib import contextmanager, suppress
 
 from . import sqltext
 from .config import Limits, Target
-from .db import connect
+from .db import connect, jitter
 from .discovery import SqlFile, display_path
 from .errors import MigrateError, MigrationFailed
 from .libpq import Connection, QueryError
@@ -71,7 +70,7 @@ def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry:
             if exc.sqlstate != LOCK_NOT_AVAILABLE or tries >= limits.lock_retries:
                 raise
             tries += 1
-            delay = min(0.5 * 2 ** (tries - 1), 8.0) * random.uniform(0.8, 1.2)
+            delay = min(0.5 * 2 ** (tries - 1), 8.0) * jitter()
             blocked = next((d for d in exc.details if d.startswith("blocked by")), "")
             on_retry(f"{display_path(file)}: lock timeout{f' ({blocked})' if blocked else ''}; retry {tries} of "
                      f"{limits.lock_retries} in {delay:.1f} s")

@@ -11,15 +11,16 @@ inside psycopg's binary wheel. psycopg stays for the tools that want its richer 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import glob
 import os
 import select
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from .errors import ConnectError, MigrateError
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
 
 CONNECTION_OK, CONNECTION_BAD = 0, 1
 PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_COPY_OUT, PGRES_COPY_IN = 1, 2, 3, 4
@@ -57,8 +58,12 @@ class LibpqMissing(ConnectError):
 def _candidates() -> list[str]:
     names = ["libpq.so.5", "libpq.5.dylib", "libpq.dylib"]
     for entry in sys.path:
-        for pattern in ("psycopg_binary.libs/libpq-*.so*", "psycopg_binary/.dylibs/libpq*.dylib"):
-            names += sorted(glob.glob(os.path.join(entry, pattern)))
+        for folder in ("psycopg_binary.libs", os.path.join("psycopg_binary", ".dylibs")):
+            try:
+                found = os.listdir(os.path.join(entry or ".", folder))
+            except OSError:
+                continue
+            names += sorted(os.path.join(entry, folder, n) for n in found if n.startswith("libpq"))
     return names
 
 
@@ -69,7 +74,10 @@ def _load() -> ctypes.CDLL:
     if not _tried:
         _tried = True
         for name in [*_candidates(), None]:
-            name = name or ctypes.util.find_library("pq")  # last: ask the system (slower)
+            if name is None:  # last: ask the system (slower)
+                from ctypes.util import find_library
+
+                name = find_library("pq")
             try:
                 lib = ctypes.CDLL(name) if name else None
             except OSError:

@@ -5,12 +5,14 @@ Colour only on a terminal, and never when ``NO_COLOR`` is set.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import TextIO
 
-from .engine import Result, Status
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from .engine import Result, Status
 
 _COLOURS = {"green": "32", "yellow": "33", "red": "31", "dim": "2", "bold": "1"}
 _STATE_COLOUR = {"applied": "green", "pending": "yellow", "changed": "red", "missing": "red", "dirty": "red"}
@@ -92,6 +94,8 @@ class Printer:
                 for r in status.rows
             ],
         }
+        import json
+
         self.line(json.dumps(data, indent=2))
 
 

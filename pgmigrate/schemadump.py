@@ -20,7 +20,7 @@ import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import db
@@ -200,7 +200,7 @@ def scratch_database(settings: Settings, on_note: Callable[[str], None]) -> Iter
 def migrate(settings: Settings, target: Target, on_note: Callable[[str], None]) -> None:
     from .engine import Runner
 
-    with Runner(replace(settings, target=target), on_note=on_note) as runner:
+    with Runner(settings.replace(target=target), on_note=on_note) as runner:
         runner.up()
 
 

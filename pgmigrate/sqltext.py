@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 BOM = "\ufeff"
 
@@ -30,14 +30,12 @@ _NEWLINE = re.compile(r"\r\n?|\n")
 _IDENT_CHAR = re.compile(r"[\w$]")
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement: its text and where it starts in the file (0-based offset, 1-based line)."""
+class Statement(namedtuple("Statement", "text start line buffer_line", defaults=(0,))):
+    """One SQL statement: its text and where it starts in the file (0-based offset, 1-based line);
+    ``buffer_line``: where psql's query buffer for it begins (a /* */ comment before it counts, --
+    does not)."""
 
-    text: str
-    start: int
-    line: int
-    buffer_line: int = 0  # where psql's query buffer for it begins: a /* */ comment before it counts, -- does not
+    __slots__ = ()
 
     @property
     def first_line(self) -> str:
@@ -48,15 +46,15 @@ class Statement:
         return self.text.strip().splitlines()[0] if self.text.strip() else ""
 
 
-@dataclass
 class Scan:
     """What one pass over a file found."""
 
-    statements: list[Statement] = field(default_factory=list)
-    meta_commands: list[tuple[int, str]] = field(default_factory=list)  # (line, command)
-    copy_stdin_lines: list[int] = field(default_factory=list)
-    transaction_control: list[tuple[int, str]] = field(default_factory=list)  # (line, keyword)
-    variables: list[tuple[int, str]] = field(default_factory=list)  # (line, name) of :'x' and :"x"
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+        self.meta_commands: list[tuple[int, str]] = []  # (line, command)
+        self.copy_stdin_lines: list[int] = []
+        self.transaction_control: list[tuple[int, str]] = []  # (line, keyword)
+        self.variables: list[tuple[int, str]] = []  # (line, name) of :'x' and :"x"
 
     @property
     def needs_psql(self) -> bool:

@@ -7,17 +7,20 @@ SQL previews (rendered with quoted literals), so a preview is exactly what the r
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from .errors import StateError
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA = "public"
 TABLE = "schema_migrations"
 QUALIFIED = f"{SCHEMA}.{TABLE}"
-Step = tuple[str, tuple[Any, ...]]  # a statement with %s placeholders and its parameters
+Step = tuple[str, tuple[object, ...]]  # a statement with %s placeholders and its parameters
 COLUMNS = ("version", "description", "checksum", "applied_at", "execution_ms", "applied_by", "dirty")
 
 CREATE_SQL = f"""CREATE TABLE IF NOT EXISTS {QUALIFIED} (
@@ -95,23 +98,18 @@ def as_query(source: Any) -> Query:
     return lambda sql: source.execute(sql).fetchall()
 
 
-@dataclass(frozen=True)
-class Row:
-    version: int
-    description: str | None
-    checksum: str | None
-    applied_at: datetime | None
-    execution_ms: int | None
-    applied_by: str | None
-    dirty: bool
+class Row(namedtuple("Row", COLUMNS)):
+    """One row of the tracking table: version (int), description, checksum, applied_at (datetime),
+    execution_ms (int), applied_by, dirty (bool)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Shape:
-    """What the tracking-table catalog query found: ours, absent, or another tool's."""
+class Shape(namedtuple("Shape", "ours foreign")):
+    """What the tracking-table catalog query found: ``ours`` (bool), and ``foreign``, the other
+    tools' tables found, as table -> (columns, types)."""
 
-    ours: bool
-    foreign: dict[str, tuple[list[str], list[str]]]  # table -> (columns, types)
+    __slots__ = ()
 
     @property
     def exists(self) -> bool:
