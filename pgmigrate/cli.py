@@ -8,6 +8,7 @@ code; anything else is a bug and shows a traceback only with ``--verbose``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _variable_arg(text: str) -> tuple[str, str]:
 
 def _run_options() -> argparse.ArgumentParser:
     """Options of the commands that change the database."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
     g = p.add_argument_group("locks and timeouts")
     g.add_argument("--lock-wait", type=_seconds_arg, default=60.0, metavar="S",
                    help="give up after waiting S seconds for another runner's lock (default 60)")
@@ -71,12 +72,32 @@ def _run_options() -> argparse.ArgumentParser:
     return p
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter with the terminal width found without importing shutil, which argparse
+    would otherwise load (with zlib, bz2 and lzma) on every start, help or not."""
+
+    def __init__(self, prog: str, **options: object) -> None:
+        options.setdefault("width", _columns() - 2)
+        super().__init__(prog, **options)
+
+
+def _columns() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migrate.py",
         description="Apply, roll back, inspect and seed PostgreSQL migrations (NNNN_name.up.sql / .down.sql).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--database-url", metavar="URL", help="connection URL or 'key=value' string")
     parser.add_argument("--dir", metavar="DIR",
@@ -88,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str, *, parents: list | None = None) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, parents=parents or [],
-                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              epilog=EPILOG, formatter_class=_Formatter)
 
     add("init", "create the database if missing (via the postgres database) and the tracking table", parents=[run])
 

@@ -48,6 +48,34 @@ def connect(target: Target, *, dbname: str | None = None, application_name: str 
     return conn
 
 
+def connect_two(target: Target) -> tuple[libpq.Connection, libpq.Connection]:
+    """Two connections, opened at the same time (each is a round trip or more to a new backend)."""
+    import threading
+
+    second: list[libpq.Connection | BaseException] = []
+
+    def open_second() -> None:
+        try:
+            second.append(connect(target))
+        except BaseException as exc:  # handed to the caller below
+            second.append(exc)
+
+    thread = threading.Thread(target=open_second, name="pgmigrate-connect", daemon=True)
+    thread.start()
+    try:
+        first = connect(target)
+    except BaseException:
+        thread.join()
+        if isinstance(second[0], libpq.Connection):
+            second[0].close()
+        raise
+    thread.join()
+    if isinstance(second[0], BaseException):
+        first.close()
+        raise second[0]
+    return first, second[0]
+
+
 def _failure(target: Target, message: str) -> ConnectError:
     if any(marker in message.lower() for marker in _MALFORMED):
         reason = scrub(message, target).strip().splitlines()[-1].strip()
@@ -105,8 +133,9 @@ class MigrationLock:
         self.on_wait = on_wait
         self.conn: libpq.Connection | None = None
 
-    def acquire(self) -> None:
-        conn = connect(self.target)
+    def acquire(self, conn: libpq.Connection | None = None) -> None:
+        """Take the lock, on ``conn`` (a fresh connection of its own) or on a new one."""
+        conn = conn or connect(self.target)
         self.conn = conn
         # Only simple-protocol queries (no bound parameters) on this connection: an extended-protocol
         # query leaves its portal, and with it a snapshot, open in the transaction, and a snapshot

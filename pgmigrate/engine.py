@@ -128,12 +128,14 @@ class Runner:
 
         The table itself is made by the first write (``_ensure_table``), so a command that refuses,
         because of a bad file say, leaves the database exactly as it found it."""
-        self._connect()
         if self.lock is None:
             from . import db
 
+            lock_conn = None
+            if self.conn is None:
+                self.conn, lock_conn = db.connect_two(self.settings.target)
             self.lock = db.MigrationLock(self.settings.target, wait=self.settings.lock_wait, on_wait=self.on_note)
-            self.lock.acquire()
+            self.lock.acquire(lock_conn)
         rows = self._recorded()
         self.table_ready = rows is not None
         return rows or {}
@@ -167,10 +169,11 @@ class Runner:
     def version(self) -> tuple[int, bool]:
         """The highest recorded version (0 when none) and whether it is dirty."""
         query = self._query()
-        shape = tracking.read_shape(query)
-        if not shape.ours:
-            tracking.refuse_foreign(shape)
-            return 0, False
+        if not self.table_ready:  # not yet known to be ours in this session
+            shape = tracking.read_shape(query)
+            if not shape.ours:
+                tracking.refuse_foreign(shape)
+                return 0, False
         row = next(iter(query(tracking.NEWEST_SQL)), None)
         return (int(row[0]), row[1] in (True, "t")) if row else (0, False)
 

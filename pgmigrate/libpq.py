@@ -14,7 +14,7 @@ import ctypes
 import os
 import select
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .errors import ConnectError, MigrateError
 
@@ -31,7 +31,6 @@ _FIELDS = {"severity": b"S"[0], "sqlstate": b"C"[0], "message_primary": b"M"[0],
            "message_hint": b"H"[0], "statement_position": b"P"[0], "context": b"W"[0]}
 
 _lib: ctypes.CDLL | None = None
-_tried = False
 _NoticeProcessor = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
 _IGNORE_NOTICE = _NoticeProcessor(lambda arg, message: None)  # notices stay quiet, as with psql -q
 
@@ -55,39 +54,47 @@ class LibpqMissing(ConnectError):
     """libpq could not be loaded."""
 
 
-def _candidates() -> list[str]:
-    names = ["libpq.so.5", "libpq.5.dylib", "libpq.dylib"]
+def _candidates() -> Iterator[str]:
+    """Where libpq may be, best first: PGMIGRATE_LIBPQ, the system's, the copy in psycopg's wheel."""
+    override = os.environ.get("PGMIGRATE_LIBPQ")
+    if override:
+        yield override
+        return
+    yield from ("libpq.so.5", "libpq.5.dylib", "libpq.dylib")
     for entry in sys.path:
         for folder in ("psycopg_binary.libs", os.path.join("psycopg_binary", ".dylibs")):
             try:
                 found = os.listdir(os.path.join(entry or ".", folder))
             except OSError:
                 continue
-            names += sorted(os.path.join(entry, folder, n) for n in found if n.startswith("libpq"))
-    return names
+            yield from sorted(os.path.join(entry, folder, n) for n in found if n.startswith("libpq"))
+    from ctypes.util import find_library  # last, and only when needed: it runs ldconfig
+
+    found = find_library("pq")
+    if found:
+        yield found
 
 
 def _load() -> ctypes.CDLL:
-    global _lib, _tried
-    if _lib is not None:
-        return _lib
-    if not _tried:
-        _tried = True
-        for name in [*_candidates(), None]:
-            if name is None:  # last: ask the system (slower)
-                from ctypes.util import find_library
+    global _lib
+    if _lib is None:  # two threads may both load it: the same library, mapped once by the system
+        _lib = _first_loadable()
+    return _lib
 
-                name = find_library("pq")
-            try:
-                lib = ctypes.CDLL(name) if name else None
-            except OSError:
-                continue
-            if lib is not None:
-                _declare(lib)
-                _lib = lib
-                return lib
+
+def _first_loadable() -> ctypes.CDLL:
+    for name in _candidates():
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        _declare(lib)
+        return lib
+    override = os.environ.get("PGMIGRATE_LIBPQ")
+    if override:
+        raise LibpqMissing(f"PGMIGRATE_LIBPQ={override} could not be loaded as libpq; fix or unset it")
     raise LibpqMissing("libpq, PostgreSQL's client library, could not be loaded; install it (Debian/Ubuntu: "
-                       "apt-get install libpq5) or reinstall the dependencies with 'make venv'")
+                       "apt-get install libpq5), or name its file in PGMIGRATE_LIBPQ")
 
 
 def _declare(lib: ctypes.CDLL) -> None:

@@ -214,7 +214,21 @@ class PsqlSession:
 
     # --- running files ---
 
+    def interrupt(self) -> None:
+        """Ctrl-C: psql cancels the statement it is running (its own SIGINT handling) and, stopping on
+        that error, ends; its open transaction goes with its connection."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        self.close()
+
     def run(self, file: SqlFile, steps: Sequence[Step], limits: Limits, *, transactional: bool) -> None:
+        try:
+            self._run(file, steps, limits, transactional=transactional)
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+
+    def _run(self, file: SqlFile, steps: Sequence[Step], limits: Limits, *, transactional: bool) -> None:
         if self.proc is None:
             self.start()
         with _includable(file) as path:

@@ -9,7 +9,6 @@ does not end a statement.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from collections import namedtuple
@@ -102,7 +101,9 @@ def normalized(text: str) -> str:
 
 def checksum_lines(lines: Iterable[str]) -> str:
     """sha256 (hex) of the normalized lines: a formatting-only edit keeps the checksum."""
-    digest = hashlib.sha256()
+    from hashlib import sha256  # OpenSSL: loaded only by the commands that compare checksums
+
+    digest = sha256()
     for chunk in normalized_lines(lines):
         digest.update(chunk.encode("utf-8"))
     return digest.hexdigest()
@@ -110,7 +111,9 @@ def checksum_lines(lines: Iterable[str]) -> str:
 
 def checksum(text: str) -> str:
     if _ALREADY_NORMAL.fullmatch(text):  # the usual case: hash it as it is, without splitting lines
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        from hashlib import sha256
+
+        return sha256(text.encode("utf-8")).hexdigest()
     return checksum_lines(io.StringIO(strip_bom(text), newline=None))
 
 

@@ -88,6 +88,28 @@ def test_kill_during_transactional_migration(cli, db_url, mdir):
     assert {"one", "slow", "three"} <= tables(db_url)
 
 
+@pytest.mark.parametrize("bridge", [False, True], ids=["in-process", "psql"])
+def test_ctrl_c_during_a_migration_cancels_it_and_rolls_it_back(db_url, mdir, bridge):
+    """Ctrl-C (SIGINT) while the server runs a migration: the query is cancelled at once, not left to
+    finish; exit 130 with one line; nothing of that migration remains; the ones before it stay."""
+    with_pause(db_url, 60)
+    mdir.add(1, "one", "CREATE TABLE one (id int);\n")
+    mdir.add(2, "slow", ("\\set n 1\n" if bridge else "") + "CREATE TABLE slow (id int);\n" + PAUSE)
+    proc = start_runner("--dir", str(mdir), "up", url=db_url)
+    wait_until(lambda: sleeping(db_url), 30, "migration 2 to reach its pg_sleep", proc)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # the runner alone: it must stop its psql itself
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 10, "the migration was not cancelled"
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted; the migration in progress was rolled back"
+    assert "Traceback" not in err
+    wait_until(lambda: not runner_sessions(db_url), 10, "the runner's sessions to end")
+    assert dirty_flags(db_url) == {1: False}
+    assert tables(db_url) == {"pause", "one", "schema_migrations"}
+    assert advisory_locks(db_url) == 0
+
+
 def test_kill_during_psql_bridge_migration(cli, db_url, mdir):
     """The psql child dies with the runner, and the transaction it had open is rolled back."""
     with_pause(db_url, 60)
