@@ -23,10 +23,14 @@ _TXN_CONTROL = re.compile(
     re.IGNORECASE,
 )
 _VARIABLE = re.compile(r":(['\"])([^\W\d]\w*)\1")
-_WORD = re.compile(r"[^\W\d][\w$]*")
 _ROUTINE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)\b", re.IGNORECASE)
 _NEWLINE = re.compile(r"\r\n?|\n")
 _IDENT_CHAR = re.compile(r"[\w$]")
+_SPACE = re.compile(r"[ \t\r\n\f]+")
+# What the lexer acts on; everything between is skipped by one search. In CREATE FUNCTION and
+# CREATE PROCEDURE statements every word is a token too (BEGIN ATOMIC ... END bodies).
+_TOKEN = re.compile(r"""--|/\*|[\\'"$();]|:(?=['"])""")
+_TOKEN_OR_WORD = re.compile(r"""--|/\*|[\\'"$();]|:(?=['"])|[^\W\d][\w$]*""")
 
 
 class Statement(namedtuple("Statement", "text start line buffer_line", defaults=(0,))):
@@ -134,6 +138,16 @@ def scan_sql(text: str) -> Scan:
     return _Lexer(text).run()
 
 
+def _count_atomic(word: str, atomic: int) -> int:
+    """The depth of ``BEGIN ATOMIC ... END`` bodies in CREATE FUNCTION/PROCEDURE after ``word``:
+    their semicolons do not end the statement (as psql sees it)."""
+    if word == "END":
+        return max(0, atomic - 1)
+    if word == "BEGIN" or (word == "CASE" and atomic):
+        return atomic + 1
+    return atomic
+
+
 class _Lexer:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -151,52 +165,56 @@ class _Lexer:
 
     def run(self) -> Scan:
         text, n = self.text, self.n
+        space, find = _SPACE.match, _TOKEN.search
         i = 0
         start = None  # offset where the current statement's first token starts
         depth = 0  # parentheses
         atomic = 0  # BEGIN ATOMIC ... END blocks (and CASE ... END inside them) of SQL-standard bodies
         while i < n:
-            c = text[i]
-            if c in " \t\r\n\f":
-                i += 1
-                continue
-            if text.startswith("--", i):  # ends at \n or \r, as in PostgreSQL's scanner (CR-only files)
-                i = self._line_end(i)
-                continue
-            if text.startswith("/*", i):
+            if start is None:
+                blank = space(text, i)
+                if blank:
+                    i = blank.end()
+                    continue
+                if not text.startswith(("--", "/*", "\\"), i):
+                    start = i
+                    find = (_TOKEN_OR_WORD if _ROUTINE.match(text, start) else _TOKEN).search
+            m = find(text, i)  # the regex engine skips everything that means nothing here
+            if m is None:
+                break
+            j = m.start()
+            c = text[j]
+            if c == "-":  # a -- comment ends at \n or \r, as in PostgreSQL's scanner (CR-only files)
+                i = self._line_end(j)
+            elif c == "/":
                 if start is None and self._lead is None:
-                    self._lead = self._line(i)
-                i = self._block_comment_end(i)
-                continue
-            if c == "\\":
-                i = self._meta_command(i)
+                    self._lead = self._line(j)
+                i = self._block_comment_end(j)
+            elif c == "\\":
+                i = self._meta_command(j)
                 if start is not None and i >= n:
                     break
-                continue
-            if start is None:
-                start = i
-            if c == "'":
-                escapes = i > 0 and text[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(text[i - 2]))
-                i = self._quoted_end(i + 1, "'", backslash=escapes)
+            elif c == "'":
+                escapes = j > 0 and text[j - 1] in "eE" and (j < 2 or not _IDENT_CHAR.match(text[j - 2]))
+                i = self._quoted_end(j + 1, "'", backslash=escapes)
             elif c == '"':
-                i = self._quoted_end(i + 1, '"', backslash=False)
-            elif c == "$" and (i == 0 or not _IDENT_CHAR.match(text[i - 1])):
-                i = self._dollar_end(i)
+                i = self._quoted_end(j + 1, '"', backslash=False)
+            elif c == "$":
+                i = self._dollar_end(j) if j == 0 or not _IDENT_CHAR.match(text[j - 1]) else j + 1
             elif c == "(":
-                depth += 1
-                i += 1
+                depth, i = depth + 1, j + 1
             elif c == ")":
-                depth = max(0, depth - 1)
-                i += 1
-            elif c == ":" and text.startswith(("'", '"'), i + 1) and (i == 0 or text[i - 1] != ":"):
-                i = self._variable(i)
-            elif c.isalpha() or c == "_":
-                i, atomic = self._word(i, start, atomic)
-            elif c == ";" and depth == 0 and atomic == 0:
-                i = self._finish(start, i + 1)
-                start, atomic = None, 0
-            else:
-                i += 1
+                depth, i = max(0, depth - 1), j + 1
+            elif c == ":":
+                i = self._variable(j) if j == 0 or text[j - 1] != ":" else j + 1
+            elif c == ";":
+                if depth == 0 and atomic == 0:
+                    i = self._finish(start, j + 1)
+                    start, atomic = None, 0
+                else:
+                    i = j + 1
+            else:  # a word, in a routine's statement
+                atomic, i = _count_atomic(m.group(0).upper(), atomic), m.end()
         if start is not None and text[start:].strip():
             self._finish(start, n)
         return self.scan
@@ -213,18 +231,6 @@ class _Lexer:
             self.scan.copy_stdin_lines.append(line)
             return self._copy_data_end(end)
         return end
-
-    def _word(self, i: int, start: int, atomic: int) -> tuple[int, int]:
-        """Skip a keyword or identifier; track ``BEGIN ATOMIC`` bodies of CREATE FUNCTION/PROCEDURE,
-        whose semicolons do not end the statement (as psql does)."""
-        m = _WORD.match(self.text, i)
-        word = m.group(0).upper()
-        if word in ("BEGIN", "CASE", "END") and _ROUTINE.match(self.text, start):
-            if word == "END":
-                atomic = max(0, atomic - 1)
-            elif (word == "CASE" and atomic) or word == "BEGIN":
-                atomic += 1
-        return m.end(), atomic
 
     def _variable(self, i: int) -> int:
         """A psql variable interpolated as a literal (``:'name'``) or identifier (``:"name"``)."""
@@ -252,18 +258,27 @@ class _Lexer:
 
     def _quoted_end(self, i: int, quote: str, *, backslash: bool) -> int:
         text, n = self.text, self.n
-        while i < n:
-            c = text[i]
-            if backslash and c == "\\":
-                i += 2
-            elif c == quote:
-                if i + 1 < n and text[i + 1] == quote:
+        if backslash:  # E'...': a backslash escapes the next character
+            while i < n:
+                c = text[i]
+                if c == "\\":
                     i += 2
+                elif c == quote:
+                    if i + 1 < n and text[i + 1] == quote:
+                        i += 2
+                    else:
+                        return i + 1
                 else:
-                    return i + 1
-            else:
-                i += 1
-        return n
+                    i += 1
+            return n
+        while True:  # a doubled quote stands for itself
+            j = text.find(quote, i)
+            if j < 0:
+                return n
+            if text.startswith(quote, j + 1):
+                i = j + 2
+                continue
+            return j + 1
 
     def _dollar_end(self, i: int) -> int:
         m = _DOLLAR_TAG.match(self.text, i)
