@@ -28,16 +28,21 @@ KNOWN_DIRECTIVES = {"no-transaction"}
 class SqlFile:
     """One SQL file: read lazily, decoded as UTF-8 (a BOM is allowed), scanned once."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | str) -> None:
+        self.location = os.fspath(path)  # a string: a Path per file costs more than the rest of 'status'
+
+    @cached_property
+    def path(self) -> Path:
+        return Path(self.location)
 
     def __repr__(self) -> str:
-        return f"SqlFile({str(self.path)!r})"
+        return f"SqlFile({self.location!r})"
 
     @cached_property
     def raw(self) -> str:
         try:
-            data = self.path.read_bytes()
+            with open(self.location, "rb") as fh:
+                data = fh.read()
         except PermissionError:
             raise FileError(f"{self.path}: cannot read the file (permission denied); fix its permissions") from None
         except OSError as exc:
@@ -60,7 +65,7 @@ class SqlFile:
     def large(self) -> bool:
         """Large files (data loads) are never read whole: they stream through psql."""
         try:
-            return self.path.stat().st_size > LARGE_FILE
+            return os.stat(self.location).st_size > LARGE_FILE
         except OSError:
             return False
 
@@ -68,7 +73,7 @@ class SqlFile:
         """The file's lines, streamed, BOM removed, line endings made LF; decoding errors name the line."""
         number = 0
         try:
-            with open(self.path, encoding="utf-8-sig", newline=None) as fh:
+            with open(self.location, encoding="utf-8-sig", newline=None) as fh:
                 for number, line in enumerate(fh, start=1):  # noqa: B007 - used in the error
                     yield line
         except UnicodeDecodeError as exc:
@@ -211,31 +216,32 @@ def scan_folder(path: Path) -> Folder:
         raise FileError(
             f"{path}: migrations folder not found; create it, or point --dir / MIGRATIONS_DIR at the right one"
         )
-    seen: dict[tuple[int, str], Path] = {}
+    seen: dict[tuple[int, str], str] = {}
     found: dict[int, Migration] = {}
-    for filename in sorted(os.listdir(path)):  # names, not Path objects: a tenth of the time for 1000 files
-        entry = path / filename
+    base = os.fspath(path)
+    for filename in sorted(os.listdir(base)):  # names, not Path objects: a tenth of the time for 1000 files
+        entry = os.path.join(base, filename)
         try:
-            parsed = parse_name(entry.name)
+            parsed = parse_name(filename)
         except FileError as exc:
             folder.problems.append(str(exc))
             continue
         if parsed is None:
-            if entry.suffix == ".sql":
+            if filename.endswith(".sql"):
                 folder.warnings.append(f"{entry}: ignored, not a migration file name (NNNN_name.up.sql or .down.sql)")
             continue
         version, name, direction = parsed
         other = seen.get((version, direction))
         if other is not None:
             folder.problems.append(
-                f"duplicate version {version} ({direction}): {other.name} and {entry.name}; renumber one of them"
+                f"duplicate version {version} ({direction}): {other} and {filename}; renumber one of them"
             )
             continue
-        seen[(version, direction)] = entry
-        migration = found.setdefault(version, Migration(version, name, digits=len(entry.name.split("_", 1)[0])))
+        seen[(version, direction)] = filename
+        migration = found.setdefault(version, Migration(version, name, digits=len(filename.split("_", 1)[0])))
         if migration.name != name:
             folder.problems.append(
-                f"version {version} has files with different names: {migration.name} and {entry.name}; make them match"
+                f"version {version} has files with different names: {migration.name} and {filename}; make them match"
             )
             continue
         setattr(migration, direction, SqlFile(entry))

@@ -259,8 +259,12 @@ class Connection:
         lib = self.lib
         get, isnull = lib.PQgetvalue, lib.PQgetisnull
         cols = range(lib.PQnfields(res))
-        return [tuple(None if isnull(res, r, f) else get(res, r, f).decode() for f in cols)
-                for r in range(lib.PQntuples(res))]
+        rows = []
+        for r in range(lib.PQntuples(res)):
+            values = [get(res, r, f) for f in cols]
+            # libpq gives '' for NULL: only an empty value needs the second call
+            rows.append(tuple(v.decode() if v or not isnull(res, r, f) else None for f, v in enumerate(values)))
+        return rows
 
     def _error(self, res: int) -> QueryError:
         field = self.lib.PQresultErrorField
