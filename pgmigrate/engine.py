@@ -15,13 +15,14 @@ from collections.abc import Callable
 from . import discovery, tracking
 from .config import APPLICATION_NAME, Limits, Settings, connection_failure
 from .discovery import Folder, Migration, SqlFile, display_path
-from .errors import ConnectError, FileError, StateError, UsageError
+from .errors import ConnectError, FileError, MigrationFailed, StateError, UsageError
 from .tracking import Step
 
 # The modules that write (db, executor, psql) are imported where a command writes: the read-only
 # commands (status, version) need only a libpq connection and start faster.
 
 COMMAND = "scripts/migrate.py"
+QUEUE_DEPTH = 4  # psql-run files sent ahead of the one running (see Runner._apply)
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
@@ -215,15 +216,7 @@ class Runner:
         plan = select_pending(folder, rows, to=to, steps=steps)
         self._precheck([m.up for m in plan])
         self._fill_checksums(folder, rows)
-        results = []
-        for m in plan:
-            if dry_run:
-                result = Result("would apply", m.version, m.label)
-            else:
-                result = Result("applied", m.version, m.label, self._run(m, "up"))
-            self.on_result(result)
-            results.append(result)
-        return results
+        return self._apply(plan, "up", dry_run=dry_run)
 
     def _fill_checksums(self, folder: Folder, rows: dict[int, tracking.Row]) -> None:
         """Rows recorded by a file applied by hand with psql have no checksum yet: record it."""
@@ -257,15 +250,7 @@ class Runner:
                 )
         plan = [files[v] for v in targets]
         self._precheck([m.down for m in plan])
-        results = []
-        for m in plan:
-            if dry_run:
-                result = Result("would roll back", m.version, m.label)
-            else:
-                result = Result("rolled back", m.version, m.label, self._run(m, "down"))
-            self.on_result(result)
-            results.append(result)
-        return results
+        return self._apply(plan, "down", dry_run=dry_run)
 
     def redo(self) -> list[Result]:
         rows = self._locked()
@@ -383,6 +368,107 @@ class Runner:
                 if problem:
                     raise FileError(problem)
 
+    def _apply(self, plan: list[Migration], direction: str, *, dry_run: bool) -> list[Result]:
+        """Run the plan in order, each migration reported as it ends (or, dry, as it would run).
+
+        Consecutive psql-run transactional files are queued in psql (``PsqlSession.submit``), up to
+        QUEUE_DEPTH of them; any other file first waits for the queue to empty, so migrations still
+        commit one after another, in order."""
+        done, would = ("applied", "would apply") if direction == "up" else ("rolled back", "would roll back")
+        results: list[Result] = []
+        queued: list[tuple[Migration, float]] = []  # (migration, when it was sent), oldest first
+        last_end = time.perf_counter()
+
+        def report(m: Migration, ms: float = 0.0, action: str = done) -> None:
+            result = Result(action, m.version, m.label, ms)
+            self.on_result(result)
+            results.append(result)
+
+        def collect_oldest() -> None:
+            nonlocal last_end
+            m, sent = queued[0]
+            self._collect(queued, direction)
+            end = time.perf_counter()
+            report(m, (end - max(sent, last_end)) * 1000)
+            last_end = end
+
+        for m in plan:
+            if dry_run:
+                report(m, action=would)
+                continue
+            if self._queueable(m.up if direction == "up" else m.down):
+                if len(queued) >= QUEUE_DEPTH:
+                    collect_oldest()
+                self._submit(m, direction, first=not queued)
+                queued.append((m, time.perf_counter()))
+                continue
+            while queued:
+                collect_oldest()
+            report(m, self._run(m, direction))
+            last_end = time.perf_counter()
+        while queued:
+            collect_oldest()
+        return results
+
+    def _queueable(self, file: SqlFile) -> bool:
+        if not (file.needs_psql and file.transactional):
+            return False
+        from .psql import DIES_WITH_PARENT
+
+        return DIES_WITH_PARENT
+
+    def _submit(self, m: Migration, direction: str, *, first: bool) -> None:
+        file = m.up if direction == "up" else m.down
+        self._ensure_table()
+        psql = self._psql_session()
+        if first and self._watch():
+            self.watch.arm(psql.backend_pid())
+        psql.submit(file, tracking_steps(m, direction, True), self.limits)
+
+    def _collect(self, queued: list[tuple[Migration, float]], direction: str) -> None:
+        """Wait for the oldest queued migration; after a lock timeout, wait and send it and those
+        queued after it (which psql never ran) again; when retries run out, raise."""
+        from .executor import LOCK_NOT_AVAILABLE, wait_before_retry
+
+        retry = 0
+        while True:
+            try:
+                self.psql.collect()
+            except MigrationFailed as exc:
+                self.psql.requeue()
+                blockers = self.watch.disarm() if self.watch else ""
+                if blockers and exc.sqlstate == LOCK_NOT_AVAILABLE:
+                    exc.details.append(f"blocked by {blockers}")
+                retry += 1
+                m = queued[0][0]
+                if not wait_before_retry(exc, retry, self.limits, self.on_note, m.up if direction == "up" else m.down):
+                    raise
+                for i, (again, _) in enumerate(queued):
+                    self._submit(again, direction, first=i == 0)
+                continue
+            queued.pop(0)
+            if self.watch and queued:  # the next queued file's time starts now
+                self.watch.arm(self.psql.pid)
+            elif self.watch:
+                self.watch.disarm()
+            return
+
+    def _watch(self) -> bool:
+        """Whether lock timeouts are watched (then ``self.watch`` exists)."""
+        if self.limits.lock_timeout > 0 and self.watch is None:
+            from .executor import BlockerWatch
+
+            self.watch = BlockerWatch(self.settings.target)
+        return self.watch is not None
+
+    def _psql_session(self):
+        if self.psql is None:
+            from .psql import PsqlSession
+
+            self.psql = PsqlSession(self.settings.target, self.settings.variables,
+                                    verbose=self.settings.verbose, on_output=self.on_output)
+        return self.psql
+
     def _run(self, m: Migration, direction: str) -> float:
         file = m.up if direction == "up" else m.down
         self._ensure_table()
@@ -391,17 +477,12 @@ class Runner:
         return (time.perf_counter() - start) * 1000
 
     def _execute(self, file: SqlFile, steps: list[Step], *, transactional: bool) -> None:
-        from .executor import BlockerWatch, retry_on_lock_timeout, run_autocommit, run_transactional, watching
+        from .executor import retry_on_lock_timeout, run_autocommit, run_transactional, watching
 
-        if transactional and self.limits.lock_timeout > 0 and self.watch is None:
-            self.watch = BlockerWatch(self.settings.target)
+        if transactional:
+            self._watch()
         if file.needs_psql:
-            if self.psql is None:
-                from .psql import PsqlSession
-
-                self.psql = PsqlSession(self.settings.target, self.settings.variables,
-                                        verbose=self.settings.verbose, on_output=self.on_output)
-            psql = self.psql
+            psql = self._psql_session()
 
             def attempt() -> None:
                 with watching(self.watch if transactional else None, psql.backend_pid()):

@@ -67,14 +67,23 @@ def retry_on_lock_timeout(attempt: Callable[[], None], limits: Limits, on_retry:
             attempt()
             return
         except MigrationFailed as exc:
-            if exc.sqlstate != LOCK_NOT_AVAILABLE or tries >= limits.lock_retries:
-                raise
             tries += 1
-            delay = min(0.5 * 2 ** (tries - 1), 8.0) * jitter()
-            blocked = next((d for d in exc.details if d.startswith("blocked by")), "")
-            on_retry(f"{display_path(file)}: lock timeout{f' ({blocked})' if blocked else ''}; retry {tries} of "
-                     f"{limits.lock_retries} in {delay:.1f} s")
-            time.sleep(delay)
+            if not wait_before_retry(exc, tries, limits, on_retry, file):
+                raise
+
+
+def wait_before_retry(exc: MigrationFailed, retry: int, limits: Limits, on_retry: Callable[[str], None],
+                      file: SqlFile) -> bool:
+    """Whether ``exc`` is a lock timeout to retry (as retry number ``retry``); if so, say so and wait
+    with backoff first."""
+    if exc.sqlstate != LOCK_NOT_AVAILABLE or retry > limits.lock_retries:
+        return False
+    delay = min(0.5 * 2 ** (retry - 1), 8.0) * jitter()
+    blocked = next((d for d in exc.details if d.startswith("blocked by")), "")
+    on_retry(f"{display_path(file)}: lock timeout{f' ({blocked})' if blocked else ''}; retry {retry} of "
+             f"{limits.lock_retries} in {delay:.1f} s")
+    time.sleep(delay)
+    return True
 
 
 def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,

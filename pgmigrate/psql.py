@@ -8,6 +8,11 @@ and only after ``ready`` comes back, ``COMMIT; \\echo <token> done``. If the run
 that, psql reads end-of-file (and is killed with its parent on Linux), the server rolls the open
 transaction back, and neither the file's work nor its tracking row remains.
 
+On Linux psql dies with the runner (PDEATHSIG), so the COMMIT goes in the same write, and
+consecutive transactional files are queued: the next one waits in psql's input while the current one
+runs, so psql never idles for a round trip. psql stops at the first error (ON_ERROR_STOP), so
+nothing queued after a failed file runs.
+
 The password reaches psql through its environment, never its command line.
 """
 
@@ -25,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -130,6 +136,7 @@ class PsqlSession:
         self.pid = 0
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.errors: list[str] = []
+        self.queued: deque[tuple[SqlFile, _includable]] = deque()  # sent to psql, not yet done
 
     # --- process ---
 
@@ -199,6 +206,10 @@ class PsqlSession:
         return line
 
     def close(self) -> None:
+        if self.queued:  # given up on (an error elsewhere): nothing more of it may commit
+            if self.proc is not None:
+                self.proc.kill()
+            self.requeue()
         if self.proc is None:
             return
         try:
@@ -213,6 +224,40 @@ class PsqlSession:
         self.proc = None
 
     # --- running files ---
+
+    # --- queued files (Linux): see the module docstring ---
+
+    def submit(self, file: SqlFile, steps: Sequence[Step], limits: Limits) -> None:
+        """Send a transactional file to psql without waiting for it; ``collect()`` waits."""
+        if self.proc is None:
+            self.start()
+        included = _includable(file)
+        path = included.__enter__()  # a BOM-less copy lives until the file is collected
+        head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=True)
+        self.queued.append((file, included))
+        self._send(f"{head}{tail}\\echo {self.token} done\n")
+
+    def collect(self) -> SqlFile:
+        """Wait until the oldest queued file has committed, and return it. If it failed, raise its
+        error; psql has then stopped, and the files queued after it never ran (``requeue()``)."""
+        file, included = self.queued[0]
+        try:
+            line = self.lines.get()
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+        if line is None:
+            raise self._failure(file, dirty=False)
+        self.queued.popleft()
+        included.__exit__()
+        return file
+
+    def requeue(self) -> list[SqlFile]:
+        """The files queued but never run (psql stopped), oldest first, forgotten here."""
+        files = [file for file, _ in self.queued]
+        while self.queued:
+            self.queued.popleft()[1].__exit__()
+        return files
 
     def interrupt(self) -> None:
         """Ctrl-C: psql cancels the statement it is running (its own SIGINT handling) and, stopping on

@@ -191,3 +191,74 @@ def test_psql_error_line_counts_a_leading_block_comment_but_not_a_line_comment(c
     assert result.returncode == 1
     assert "0001_lines.up.sql:7: column \"nope\" does not exist" in result.stderr
     assert tracked(db_url) == {}
+
+
+# --- psql-run files queued one behind another ---
+
+
+def _psql_migration(n: int, body: str | None = None) -> str:
+    return f"\\set n {n}\nCREATE TABLE q{n} (id int DEFAULT :n);\n" if body is None else body
+
+
+def test_queued_psql_files_stop_at_the_first_failure(cli, db_url, mdir):
+    """Files 1-6 go to one psql, several at a time; 3 fails, so 1 and 2 are applied and printed,
+    and 4-6, already sent behind it, never run."""
+    for n in range(1, 7):
+        body = "\\set n 3\nCREATE TABLE q3 (id int DEFAULT :n);\nSELECT 1/0;\n" if n == 3 else None
+        mdir.add(n, f"q{n}", _psql_migration(n, body), f"DROP TABLE q{n};\n")
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 1
+    assert "0003_q3.up.sql:3:" in result.stderr and "division by zero" in result.stderr
+    printed = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("applied")]
+    assert printed == ["0001_q1", "0002_q2"]
+    assert set(tracked(db_url)) == {1, 2}
+    assert tables(db_url) == {"q1", "q2", "schema_migrations"}
+    mdir.add(3, "q3", _psql_migration(3))
+    again = cli("--dir", str(mdir), "up", url=db_url)
+    assert again.returncode == 0, again.stderr
+    assert set(tracked(db_url)) == {1, 2, 3, 4, 5, 6}
+    down = cli("--dir", str(mdir), "down", "--all", url=db_url)
+    assert down.returncode == 0, down.stderr
+    assert [line.split()[2] for line in down.stdout.splitlines() if line.startswith("rolled back")] == [
+        f"000{n}_q{n}" for n in range(6, 0, -1)]
+    assert tables(db_url) == {"schema_migrations"} and tracked(db_url) == {}
+
+
+def test_queued_psql_files_keep_order_with_in_process_files_between(cli, db_url, mdir):
+    """psql-run and in-process files alternate: each commits after the one before it, in order."""
+    mdir.add(1, "log", "CREATE TABLE log (n int, at timestamptz DEFAULT clock_timestamp());\n")
+    for n in range(2, 9):
+        if n % 3:
+            mdir.add(n, f"m{n}", f"\\set n {n}\nINSERT INTO log (n) VALUES (:n);\n")
+        else:
+            mdir.add(n, f"m{n}", f"INSERT INTO log (n) VALUES ({n});\n")
+    result = cli("--dir", str(mdir), "up", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert query(db_url, "SELECT n FROM log ORDER BY at") == [(n,) for n in range(2, 9)]
+    applied = query(db_url, "SELECT version FROM schema_migrations ORDER BY applied_at, version")
+    assert applied == [(n,) for n in range(1, 9)]
+
+
+@pytest.mark.slow
+def test_queued_psql_files_retry_a_lock_timeout_and_those_behind_it(cli, db_url, mdir):
+    """File 2 of 4 (all psql-run) times out on a lock held elsewhere; 3 and 4 were queued behind it
+    and never ran; after the holder lets go, the retry applies 2, 3 and 4, each once."""
+    from test_concurrency import TableLock
+
+    mdir.add(1, "t", "CREATE TABLE t (id int);\nCREATE TABLE log (n int);\n")
+    assert cli("--dir", str(mdir), "up", url=db_url).returncode == 0
+    mdir.add(2, "alter", "\\set col c\nALTER TABLE t ADD COLUMN :col int;\nINSERT INTO log VALUES (2);\n")
+    mdir.add(3, "three", "\\set n 3\nINSERT INTO log VALUES (:n);\n")
+    mdir.add(4, "four", "\\set n 4\nINSERT INTO log VALUES (:n);\n")
+    lock = TableLock(db_url, release_on_retry=True)
+    try:
+        done = cli("--dir", str(mdir), "up", "--lock-timeout", "1", url=db_url, timeout=60)
+    finally:
+        lock.close()
+    assert done.returncode == 0, done.stderr
+    assert lock.waits_seen == 2
+    notes = [ln for ln in done.stderr.splitlines() if "lock timeout" in ln]
+    assert len(notes) == 1 and "0002_alter.up.sql" in notes[0] and "retry 1 of 3" in notes[0], done.stderr
+    assert f"pid {lock.pid}" in notes[0], done.stderr
+    assert query(db_url, "SELECT n FROM log ORDER BY n") == [(2,), (3,), (4,)]
+    assert set(tracked(db_url)) == {1, 2, 3, 4}
