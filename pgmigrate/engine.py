@@ -113,7 +113,13 @@ class Runner:
         if self.conn is None:
             from . import db
 
-            self.conn = db.connect(self.settings.target)
+            self._use(db.connect(self.settings.target))
+
+    def _use(self, conn) -> None:
+        """Make ``conn`` the runner's connection; with --verbose its notices are shown."""
+        self.conn = conn
+        if self.on_output:
+            conn.on_notice(self.on_output)
 
     def _query(self) -> tracking.Query:
         """A query function for reading: the runner's connection, or a plain one of its own."""
@@ -134,7 +140,8 @@ class Runner:
 
             lock_conn = None
             if self.conn is None:
-                self.conn, lock_conn = db.connect_two(self.settings.target)
+                conn, lock_conn = db.connect_two(self.settings.target)
+                self._use(conn)
             self.lock = db.MigrationLock(self.settings.target, wait=self.settings.lock_wait, on_wait=self.on_note)
             self.lock.acquire(lock_conn)
         rows = self._recorded()

@@ -158,7 +158,13 @@ class Connection:
     def __init__(self, lib: ctypes.CDLL, handle: int) -> None:
         self.lib = lib
         self.handle = handle
-        lib.PQsetNoticeProcessor(handle, _IGNORE_NOTICE, None)
+        self._notice = _IGNORE_NOTICE
+        lib.PQsetNoticeProcessor(handle, self._notice, None)
+
+    def on_notice(self, handler: Callable[[str], None]) -> None:
+        """Pass the server's notices (RAISE NOTICE, 'skipping' ...) to ``handler``, one line each."""
+        self._notice = _NoticeProcessor(lambda arg, message: handler(_text(message).rstrip("\n")))
+        self.lib.PQsetNoticeProcessor(self.handle, self._notice, None)
 
     @property
     def server_version(self) -> int:

@@ -142,3 +142,17 @@ def test_a_libpq_that_does_not_load_is_one_clear_line(db_url, mdir):
     assert r.stderr.strip() == ("error: PGMIGRATE_LIBPQ=/nonexistent/libpq.so could not be loaded as libpq; "
                                 "fix or unset it")
     assert tables(db_url) == set()
+
+
+def test_verbose_shows_the_servers_notices_of_in_process_migrations(db_url, mdir):
+    mdir.add(1, "noisy", "DO $$ BEGIN RAISE NOTICE 'backfilled % rows', 42; END $$;\n"
+                         "DROP TABLE IF EXISTS nothing_here;\n", "SELECT 1;\n")
+    quiet = run_cli("--dir", str(mdir), "up", url=db_url)
+    assert quiet.returncode == 0 and "backfilled" not in quiet.stderr + quiet.stdout
+    assert run_cli("--dir", str(mdir), "down", url=db_url).returncode == 0
+    loud = run_cli("--verbose", "--dir", str(mdir), "up", url=db_url)
+    assert loud.returncode == 0, loud.stderr
+    lines = loud.stderr.splitlines()
+    assert "NOTICE:  backfilled 42 rows" in lines
+    assert 'NOTICE:  table "nothing_here" does not exist, skipping' in lines
+    assert set(tracked(db_url)) == {1}
