@@ -92,7 +92,16 @@ def _columns() -> int:
         return 80
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """Stands in for the parsers of the commands not being run (``build_parser(only=...)``)."""
+
+    def add_argument(self, *args: object, **options: object) -> None:
+        return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only``, the other commands are left out (a faster start
+    when the command line names the one that runs)."""
     parser = argparse.ArgumentParser(
         prog="migrate.py",
         description="Apply, roll back, inspect and seed PostgreSQL migrations (NNNN_name.up.sql / .down.sql).",
@@ -108,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = _run_options()
 
     def add(name: str, help_text: str, *, parents: list | None = None) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return _Unused()
         return sub.add_parser(name, help=help_text, description=help_text, parents=parents or [],
                               epilog=EPILOG, formatter_class=_Formatter)
 
@@ -464,9 +475,11 @@ HANDLERS = {
 def main(argv: list[str] | None = None) -> int:
     from .output import Printer
 
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     head, psql_args = _split_psql(argv)
+    command = _command(head)
+    wants_help = "-h" in head or "--help" in head
+    parser = build_parser(only=None if wants_help or command not in HANDLERS else command)
     args = parser.parse_args(head)
     if args.command == "psql":
         args.psql_args = psql_args
@@ -489,17 +502,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+_TAKES_VALUE = ("--database-url", "--dir")
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option or its value)."""
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-") and (i == 0 or argv[i - 1] not in _TAKES_VALUE):
+            return arg
+    return None
+
+
 def _split_psql(argv: list[str]) -> tuple[list[str], list[str]]:
     """For the ``psql`` command, everything after it is psql's own (options too; a leading ``--`` is
     dropped), so it is kept away from our parser."""
-    takes_value = {"--database-url", "--dir"}
-    for i, arg in enumerate(argv):
-        if arg == "psql" and (i == 0 or argv[i - 1] not in takes_value):
-            rest = argv[i + 1:]
-            return argv[: i + 1], rest[1:] if rest[:1] == ["--"] else rest
-        if not arg.startswith("-") and (i == 0 or argv[i - 1] not in takes_value):
-            break  # another command
-    return argv, []
+    if _command(argv) != "psql":
+        return argv, []
+    i = next(i for i, arg in enumerate(argv) if arg == "psql" and (i == 0 or argv[i - 1] not in _TAKES_VALUE))
+    rest = argv[i + 1:]
+    return argv[: i + 1], rest[1:] if rest[:1] == ["--"] else rest
 
 
 def _scrub(text: str, database_url: str | None = None) -> str:

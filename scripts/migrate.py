@@ -5,20 +5,21 @@ Run it with the project's virtualenv (``.venv/bin/python scripts/migrate.py``); 
 interpreter that lacks the dependencies, it hands over to ``.venv/bin/python`` when there is one.
 """
 
-import importlib.util
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+sys.path.insert(0, ROOT)
+VENV = os.path.join(ROOT, ".venv")
 
-if importlib.util.find_spec("psycopg") is None:  # found, not imported: the fast commands never load it
-    venv = ROOT / ".venv"
-    venv_python = venv / "bin" / "python"
-    if venv_python.exists() and Path(sys.prefix).resolve() != venv.resolve():  # not already the venv's
-        os.execv(str(venv_python), [str(venv_python), *sys.argv])
-    sys.exit("error: the dependencies are not installed; run 'make venv' and use .venv/bin/python")
+if os.path.realpath(sys.prefix) != os.path.realpath(VENV):  # another interpreter: has it what we need?
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:  # found, not imported: the fast commands never load it
+        venv_python = os.path.join(VENV, "bin", "python")
+        if os.path.exists(venv_python):
+            os.execv(venv_python, [venv_python, *sys.argv])
+        sys.exit("error: the dependencies are not installed; run 'make venv' and use .venv/bin/python")
 
 from pgmigrate.cli import main  # noqa: E402
 
