@@ -43,8 +43,12 @@ def connect(target: Target, *, dbname: str | None = None, application_name: str 
     if dbname:
         target = target.with_dbname(dbname)
     conn = libpq.connect(target.conninfo, application_name, lambda message: _failure(target, message))
-    if watch_client and conn.server_version >= 140000:
-        conn.execute(CHECK_CLIENT_SQL)
+    try:
+        if watch_client and conn.server_version >= 140000:
+            conn.execute(CHECK_CLIENT_SQL)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -62,14 +66,13 @@ def connect_two(target: Target) -> tuple[libpq.Connection, libpq.Connection]:
 
     thread = threading.Thread(target=open_second, name="pgmigrate-connect", daemon=True)
     thread.start()
+    first = None
     try:
         first = connect(target)
-    except BaseException:
-        thread.join()
-        if isinstance(second[0], libpq.Connection):
+    finally:
+        thread.join()  # a connect gives up within connect_timeout
+        if first is None and isinstance(second[0], libpq.Connection):
             second[0].close()
-        raise
-    thread.join()
     if isinstance(second[0], BaseException):
         first.close()
         raise second[0]

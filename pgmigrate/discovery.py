@@ -138,6 +138,10 @@ class SqlFile:
             for _ in self.lines():  # checks the encoding without holding the file
                 pass
             return
+        nul = self.text.find("\x00")
+        if nul >= 0:
+            raise FileError(f"{self.path}:{sqltext.line_of(self.text, nul)}: the file contains a NUL character "
+                            "(\\0), which PostgreSQL does not accept; remove it")
         if not self.scan.has_content:
             raise FileError(
                 f"{self.path}: the file has no SQL statements; write the migration, or put "

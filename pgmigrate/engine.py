@@ -394,7 +394,12 @@ class Runner:
         def collect_oldest() -> None:
             nonlocal last_end
             m, sent = queued[0]
-            self._collect(queued, direction)
+            try:
+                self._collect(queued, direction)
+            except KeyboardInterrupt:  # report what had committed before psql was stopped
+                for _ in self.psql.interrupted_after:
+                    report(queued.pop(0)[0])
+                raise
             end = time.perf_counter()
             report(m, (end - max(sent, last_end)) * 1000)
             last_end = end

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 CONNECTION_OK, CONNECTION_BAD = 0, 1
-PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_COPY_OUT, PGRES_COPY_IN = 1, 2, 3, 4
+PGRES_EMPTY_QUERY, PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_COPY_OUT, PGRES_COPY_IN = 0, 1, 2, 3, 4
 PGRES_COPY_BOTH = 8
 PQTRANS_IDLE = 0
 
@@ -86,9 +86,9 @@ def _first_loadable() -> ctypes.CDLL:
     for name in _candidates():
         try:
             lib = ctypes.CDLL(name)
-        except OSError:
+            _declare(lib)
+        except (OSError, AttributeError):  # not there, or not libpq
             continue
-        _declare(lib)
         return lib
     override = os.environ.get("PGMIGRATE_LIBPQ")
     if override:
@@ -189,6 +189,8 @@ class Connection:
         Without ``params`` it goes as one simple-protocol query, which may hold several statements;
         with them (``%s`` placeholders), as one statement with the values bound."""
         lib, handle = self.lib, self.handle
+        if "\x00" in sql:  # C strings end there: the rest would be dropped without a word
+            raise QueryError("the SQL contains a NUL character (\\0), which PostgreSQL does not accept; remove it")
         if params is None:
             sent = lib.PQsendQuery(handle, sql.encode())
         else:
@@ -213,12 +215,16 @@ class Connection:
                 status = lib.PQresultStatus(res)
                 if status == PGRES_TUPLES_OK:
                     rows = self._rows(res)
-                elif status == PGRES_COMMAND_OK:
+                elif status in (PGRES_COMMAND_OK, PGRES_EMPTY_QUERY):  # empty: a lone ';'
                     rows = []
                 elif status in (PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH):
-                    self._refuse_copy(status)
+                    refused = self._refuse_copy(status)
+                    error = error or refused
                 elif error is None:
                     error = self._error(res)
+            except BaseException:
+                self._discard()  # the connection stays usable for the ROLLBACK
+                raise
             finally:
                 lib.PQclear(res)
         if error is not None:
@@ -244,6 +250,11 @@ class Connection:
         if token:
             lib.PQcancel(token, ctypes.create_string_buffer(256), 256)
             lib.PQfreeCancel(token)
+        self._discard()
+
+    def _discard(self) -> None:
+        """Read and throw away whatever results are left."""
+        lib = self.lib
         while not self.broken:
             if lib.PQisBusy(self.handle) and not lib.PQconsumeInput(self.handle):
                 break
@@ -252,14 +263,17 @@ class Connection:
                 break
             lib.PQclear(res)
 
-    def _refuse_copy(self, status: int) -> None:
+    def _refuse_copy(self, status: int) -> QueryError | None:
+        """End a COPY to or from the client (psql's job, not ours); the error to raise, if any."""
         lib, handle = self.lib, self.handle
-        if status == PGRES_COPY_IN:
+        if status == PGRES_COPY_IN:  # the server fails the statement with this message
             lib.PQputCopyEnd(handle, b"COPY FROM STDIN needs psql; the runner sends such files through it")
-            return
+            return None
         buffer = ctypes.c_void_p()
         while lib.PQgetCopyData(handle, ctypes.byref(buffer), 0) > 0:
             lib.PQfreemem(buffer)
+        return QueryError("COPY ... TO STDOUT prints its rows, which only psql does; use psql for it, or COPY "
+                          "to a file on the server")
 
     def _rows(self, res: int) -> list[tuple[str | None, ...]]:
         lib = self.lib

@@ -18,6 +18,7 @@ The password reaches psql through its environment, never its command line.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -40,6 +41,10 @@ from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
 from .sqltext import line_of
 from .tracking import Step, render
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 _ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL|PANIC):\s+(?P<rest>.*)$")
 _SQLSTATE = re.compile(r"^(?P<state>[0-9A-Z]{5}): (?P<msg>.*)$")
@@ -137,6 +142,7 @@ class PsqlSession:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.errors: list[str] = []
         self.queued: deque[tuple[SqlFile, _includable]] = deque()  # sent to psql, not yet done
+        self.interrupted_after: list[SqlFile] = []  # queued files found committed at Ctrl-C
 
     # --- process ---
 
@@ -151,13 +157,16 @@ class PsqlSession:
         return env
 
     def start(self) -> None:
+        # A new psql, with a queue and an error list of its own: nothing its predecessor said (or its
+        # reader threads, still finishing) can be taken for this one's.
+        self.errors, self.lines = [], queue.Queue()
         self.proc = subprocess.Popen(
             self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", errors="replace", env=self.environment(),
             preexec_fn=_die_with_parent if DIES_WITH_PARENT else None,
         )
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        threading.Thread(target=self._read_stdout, args=(self.proc.stdout, self.lines), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(self.proc.stderr, self.errors), daemon=True).start()
         setup = ["\\set VERBOSITY verbose", "\\set SHOW_CONTEXT errors", "SET standard_conforming_strings = on;",
                  CHECK_CLIENT_SQL + " \\g /dev/null"]
         setup += [set_variable(k, v) for k, v in self.variables.items()]
@@ -171,20 +180,18 @@ class PsqlSession:
             self.start()
         return self.pid
 
-    def _read_stdout(self) -> None:
-        assert self.proc and self.proc.stdout
-        for line in self.proc.stdout:
+    def _read_stdout(self, stdout: TextIO, lines: queue.Queue[str | None]) -> None:
+        for line in stdout:
             line = line.rstrip("\n")
             if line.startswith(self.token):
-                self.lines.put(line)
+                lines.put(line)
             else:
                 self.on_output(line)
-        self.lines.put(None)
+        lines.put(None)
 
-    def _read_stderr(self) -> None:
-        assert self.proc and self.proc.stderr
-        for line in self.proc.stderr:
-            self.errors.append(line.rstrip("\n"))
+    def _read_stderr(self, stderr: TextIO, errors: list[str]) -> None:
+        for line in stderr:
+            errors.append(line.rstrip("\n"))
             if self.verbose:
                 self.on_output(line.rstrip("\n"))
 
@@ -244,7 +251,7 @@ class PsqlSession:
         try:
             line = self.lines.get()
         except KeyboardInterrupt:
-            self.interrupt()
+            self.interrupted_after = self.interrupt()
             raise
         if line is None:
             raise self._failure(file, dirty=False)
@@ -259,12 +266,27 @@ class PsqlSession:
             self.queued.popleft()[1].__exit__()
         return files
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> list[SqlFile]:
         """Ctrl-C: psql cancels the statement it is running (its own SIGINT handling) and, stopping on
-        that error, ends; its open transaction goes with its connection."""
+        that error, ends; its open transaction goes with its connection. Returns the queued files
+        that had committed before that, whose 'done' had not been read yet."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)  # time to send the cancel request and exit
+        committed = []
+        while self.queued:
+            try:
+                line = self.lines.get(timeout=0.5)  # the reader thread passes on what psql wrote
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            file, included = self.queued.popleft()
+            included.__exit__()
+            committed.append(file)
         self.close()
+        return committed
 
     def run(self, file: SqlFile, steps: Sequence[Step], limits: Limits, *, transactional: bool) -> None:
         try:

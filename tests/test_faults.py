@@ -95,6 +95,7 @@ def test_ctrl_c_during_a_migration_cancels_it_and_rolls_it_back(db_url, mdir, br
     with_pause(db_url, 60)
     mdir.add(1, "one", "CREATE TABLE one (id int);\n")
     mdir.add(2, "slow", ("\\set n 1\n" if bridge else "") + "CREATE TABLE slow (id int);\n" + PAUSE)
+    mdir.add(3, "after", ("\\set n 1\n" if bridge else "") + "CREATE TABLE after (id int);\n")  # queued behind 2
     proc = start_runner("--dir", str(mdir), "up", url=db_url)
     wait_until(lambda: sleeping(db_url), 30, "migration 2 to reach its pg_sleep", proc)
     started = time.monotonic()

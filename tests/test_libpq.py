@@ -156,3 +156,45 @@ def test_verbose_shows_the_servers_notices_of_in_process_migrations(db_url, mdir
     assert "NOTICE:  backfilled 42 rows" in lines
     assert 'NOTICE:  table "nothing_here" does not exist, skipping' in lines
     assert set(tracked(db_url)) == {1}
+
+
+def test_a_lone_semicolon_is_an_empty_statement_not_an_error(db_url, mdir):
+    with _connect(db_url) as conn:
+        assert conn.execute(";") == []
+        assert conn.execute("SELECT 1;;") == [("1",)]
+    mdir.add(1, "stray", "-- migrate:no-transaction\nCREATE TABLE t1 (a int);\n;\n")
+    r = run_cli("--dir", str(mdir), "up", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert "t1" in tables(db_url) and tracked(db_url)[1][2] is False
+
+
+def test_a_nul_character_is_refused_before_anything_runs(db_url, mdir):
+    with _connect(db_url) as conn, pytest.raises(libpq.QueryError, match="NUL"):
+        conn.execute("SELECT 1;\x00SELECT 2")
+    mdir.add(1, "ok", "CREATE TABLE ok (a int);\n")
+    mdir.add(2, "nul", "CREATE TABLE a1 (a int);\n\x00\nCREATE TABLE b1 (a int);\n")
+    r = run_cli("--dir", str(mdir), "up", url=db_url)
+    assert r.returncode == 2
+    assert "0002_nul.up.sql:2: the file contains a NUL character" in r.stderr
+    assert tables(db_url) == set()
+
+
+def test_copy_to_stdout_in_process_fails_instead_of_losing_its_output(db_url):
+    with _connect(db_url) as conn:
+        conn.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)")
+        with pytest.raises(libpq.QueryError, match="only psql"):
+            conn.execute("BEGIN; COPY t TO STDOUT")
+        conn.execute("ROLLBACK")
+        assert conn.execute("SELECT count(*) FROM t") == [("2",)]
+
+
+def test_a_library_that_is_not_libpq_is_passed_over(db_url, mdir):
+    import ctypes.util
+
+    libc = ctypes.util.find_library("c")
+    if libc is None:
+        pytest.skip("no libc to point at")
+    mdir.add(1, "t", "CREATE TABLE t (id int);\n")
+    r = run_cli("--dir", str(mdir), "up", url=db_url, env={"PGMIGRATE_LIBPQ": libc})
+    assert r.returncode == 3
+    assert r.stderr.strip() == f"error: PGMIGRATE_LIBPQ={libc} could not be loaded as libpq; fix or unset it"

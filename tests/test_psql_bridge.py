@@ -262,3 +262,24 @@ def test_queued_psql_files_retry_a_lock_timeout_and_those_behind_it(cli, db_url,
     assert f"pid {lock.pid}" in notes[0], done.stderr
     assert query(db_url, "SELECT n FROM log ORDER BY n") == [(2,), (3,), (4,)]
     assert set(tracked(db_url)) == {1, 2, 3, 4}
+
+
+@pytest.mark.slow
+def test_an_error_after_a_retried_lock_timeout_is_reported_as_itself(cli, db_url, mdir):
+    """psql is restarted for the retry; a later failure must be that psql's error, not the old one."""
+    from test_concurrency import TableLock
+
+    mdir.add(1, "t", "CREATE TABLE t (id int);\n")
+    assert cli("--dir", str(mdir), "up", url=db_url).returncode == 0
+    mdir.add(2, "alter", "\\set col c\nALTER TABLE t ADD COLUMN :col int;\n")
+    mdir.add(3, "typo", "\\set n 3\nSELEC :n;\n")
+    lock = TableLock(db_url, release_on_retry=True)
+    try:
+        done = cli("--dir", str(mdir), "up", "--lock-timeout", "1", url=db_url, timeout=60)
+    finally:
+        lock.close()
+    assert done.returncode == 1
+    error = done.stderr[done.stderr.index("error:"):].splitlines()[0]
+    assert "0003_typo.up.sql:2:" in error and "syntax error" in error and "42601" in error, done.stderr
+    assert len([ln for ln in done.stderr.splitlines() if "lock timeout" in ln and "retry" in ln]) == 1
+    assert set(tracked(db_url)) == {1, 2}

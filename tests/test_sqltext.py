@@ -137,3 +137,13 @@ def test_non_utf8_file_names_the_line(tmp_path):
     bad.write_bytes(b"SELECT 1;\nSELECT '\xff';\n")
     with pytest.raises(FileError, match=r"e.sql:2: the file is not valid UTF-8"):
         SqlFile(bad).text  # noqa: B018
+
+
+def test_non_ascii_dollar_quote_tags_hide_what_they_quote():
+    """PostgreSQL allows any non-ASCII character in a tag; a COMMIT inside such a string is text."""
+    text = "CREATE TABLE p (a int);\nSELECT $€$ ' $€$;\nSELECT $é1$ COMMIT; $é1$;\nSELECT 'x';\n"
+    scan = sqltext.scan_sql(text)
+    assert [s.line for s in scan.statements] == [1, 2, 3, 4]
+    assert scan.transaction_control == []
+    hidden = "SELECT $€$ ' $€$;\nCOMMIT;\n"
+    assert sqltext.scan_sql(hidden).transaction_control == [(2, "COMMIT")]
