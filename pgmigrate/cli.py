@@ -12,7 +12,17 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import EXIT_CONNECT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, MigrateError, StateError, UsageError
+from .errors import (
+    EXIT_CONNECT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MigrateError,
+    StateError,
+    UsageError,
+)
 
 EPILOG = f"""exit codes:
   {EXIT_OK}  success (also: nothing to apply)
@@ -20,6 +30,7 @@ EPILOG = f"""exit codes:
   {EXIT_USAGE}  bad arguments, invalid migration files or configuration
   {EXIT_CONNECT}  cannot connect: server down, wrong credentials, database missing
   {EXIT_LOCKED}  another runner held the migration lock longer than --lock-wait
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the running statement was cancelled, its migration rolled back
 
 database: --database-url, else DATABASE_URL, else POSTGRES_HOST/PORT/DB/USER/PASSWORD, else PG*
 variables, else the embedded server (make db-up); a .env file in the working directory fills in
@@ -493,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         printer.error("interrupted; the migration in progress was rolled back")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line, the traceback only on request
         printer.error(f"unexpected {type(exc).__name__}: {_scrub(str(exc), args.database_url)}; "
                       "rerun with --verbose and report it")

@@ -12,6 +12,7 @@ EXIT_FAILED = 1  # a migration or seed failed, a check found problems, the datab
 EXIT_USAGE = 2  # bad arguments, invalid migration files, bad configuration
 EXIT_CONNECT = 3  # cannot connect: server down, wrong credentials, database missing
 EXIT_LOCKED = 4  # another runner held the migration lock for longer than --lock-wait
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class MigrateError(Exception):
