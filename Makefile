@@ -48,8 +48,8 @@ test-fast: $(STAMP) ## the test suite without the slow fault-injection tests
 lint: $(STAMP) ## ruff over the package, scripts, tests and benchmarks
 	$(VENV)/bin/ruff check pgmigrate scripts tests benchmarks
 
-bench: $(STAMP) ## benchmark against the psql floor on throwaway databases; writes benchmarks/results.md
-	$(PY) benchmarks/bench.py
+bench: $(STAMP) ## benchmark against the psql floor on throwaway databases; writes benchmarks/results.md (BENCH_ARGS="--runs 5")
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 db-up: $(STAMP) ## start the embedded PostgreSQL in .pgdata/ (port LOCAL_PG_PORT, default 54329) and create its database
 	$(MIGRATE) server start
