@@ -17,24 +17,27 @@ from collections.abc import Iterable, Iterator
 BOM = "\ufeff"
 
 # PostgreSQL's scanner: identifiers and dollar-quote tags start with a letter, '_' or any non-ASCII
-# character, and go on with those, digits (and '$' in identifiers); psql variables likewise.
-_ID_START = "A-Za-z_\x80-\U0010ffff"
-_ID_CONT = "A-Za-z0-9_\x80-\U0010ffff"
-_DOLLAR_TAG = re.compile(f"\\$([{_ID_START}][{_ID_CONT}]*)?\\$")
+# character, and go on with those, digits (and '$' in identifiers); psql variables likewise. Written
+# as negated classes (the ASCII characters that are not allowed): a class spanning all of Unicode
+# takes milliseconds to compile.
+_ID_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_ID_CONT = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_ID_CONT_OR_DOLLAR = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_DOLLAR_TAG = re.compile(rf"\$({_ID_START}{_ID_CONT}*)?\$")
 _COPY_FROM_STDIN = re.compile(r"^\s*COPY\b.*\bFROM\s+STDIN\b", re.IGNORECASE | re.DOTALL)
 _TXN_CONTROL = re.compile(
     r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b(?!\s+ATOMIC)",
     re.IGNORECASE,
 )
-_VARIABLE = re.compile(f":(['\"])([{_ID_START}][{_ID_CONT}]*)\\1")
+_VARIABLE = re.compile(rf":(['\"])({_ID_START}{_ID_CONT}*)\1")
 _ROUTINE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)\b", re.IGNORECASE)
 _NEWLINE = re.compile(r"\r\n?|\n")
-_IDENT_CHAR = re.compile(f"[{_ID_CONT}$]")
+_IDENT_CHAR = re.compile(_ID_CONT_OR_DOLLAR)
 _SPACE = re.compile(r"[ \t\r\n\f]+")
 # What the lexer acts on; everything between is skipped by one search. In CREATE FUNCTION and
 # CREATE PROCEDURE statements every word is a token too (BEGIN ATOMIC ... END bodies).
 _TOKEN = re.compile(r"""--|/\*|[\\'"$();]|:(?=['"])""")
-_TOKEN_OR_WORD = re.compile(f"""--|/\\*|[\\\\'"$();]|:(?=['"])|[{_ID_START}][{_ID_CONT}$]*""")
+_TOKEN_OR_WORD = re.compile(rf"""--|/\*|[\\'"$();]|:(?=['"])|{_ID_START}{_ID_CONT_OR_DOLLAR}*""")
 
 
 class Statement(namedtuple("Statement", "text start line buffer_line", defaults=(0,))):
