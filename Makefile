@@ -48,7 +48,7 @@ test-fast: $(STAMP) ## the test suite without the slow fault-injection tests
 lint: $(STAMP) ## ruff over the package, scripts, tests and benchmarks
 	$(VENV)/bin/ruff check pgmigrate scripts tests benchmarks
 
-bench: $(STAMP) ## benchmark against the psql floor on throwaway databases; writes benchmarks/results.md (BENCH_ARGS="--runs 5")
+bench: $(STAMP) ## benchmark against the psql floor on throwaway databases; writes benchmarks/results.md (BENCH_ARGS="--runs 9")
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 db-up: $(STAMP) ## start the embedded PostgreSQL in .pgdata/ (port LOCAL_PG_PORT, default 54329) and create its database

@@ -825,7 +825,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--database-url", metavar="URL",
                    help="server to use (default: as the runner resolves it: DATABASE_URL, POSTGRES_*, PG*, "
                         "else the embedded server); only its host, port and credentials matter")
-    p.add_argument("--runs", type=int, default=3, metavar="N", help="runs of every case (default 3)")
+    p.add_argument("--runs", type=int, default=5, metavar="N", help="runs of every case (default 5)")
     p.add_argument("--quick", action="store_true",
                    help=f"smaller sizes for a fast check ({QUICK.small} small, {QUICK.realistic} larger, "
                         f"{QUICK.bridge} bridge migrations, a {QUICK.seed_mib} MiB seed)")
