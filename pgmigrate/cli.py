@@ -110,6 +110,16 @@ class _Unused:
         return None
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    flag = {} if default is None else {"default": default}
+    parser.add_argument("--database-url", metavar="URL", help="connection URL or 'key=value' string", **flag)
+    parser.add_argument("--dir", metavar="DIR",
+                        help="migrations folder (env MIGRATIONS_DIR; default migrations/postgres)", **flag)
+    parser.add_argument("--verbose", "-v", action="store_true", help="show notices, psql output and tracebacks",
+                        **flag)
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and requested data", **flag)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with ``only``, the other commands are left out (a faster start
     when the command line names the one that runs)."""
@@ -119,18 +129,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    parser.add_argument("--database-url", metavar="URL", help="connection URL or 'key=value' string")
-    parser.add_argument("--dir", metavar="DIR",
-                        help="migrations folder (env MIGRATIONS_DIR; default migrations/postgres)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="show notices, psql output and tracebacks")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and requested data")
+    _global_options(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = _run_options()
+    # The global options are taken after the command too ('up -q'); there they override only when given.
+    again = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
+    _global_options(again.add_argument_group("global options (also before the command)"), argparse.SUPPRESS)
 
     def add(name: str, help_text: str, *, parents: list | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             return _Unused()
-        return sub.add_parser(name, help=help_text, description=help_text, parents=parents or [],
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[*(parents or []), again],
                               epilog=EPILOG, formatter_class=_Formatter)
 
     add("init", "create the database if missing (via the postgres database) and the tracking table", parents=[run])

@@ -276,3 +276,17 @@ def test_refused_up_leaves_a_new_database_untouched(cli, db_url, mdir):
     result = cli("--dir", str(mdir), "up", url=db_url)
     assert result.returncode == 2 and "no SQL statements" in result.stderr
     assert tables(db_url) == set()  # not even the tracking table
+
+
+def test_global_options_may_follow_the_command(cli, db_url, mdir):
+    mdir.add(1, "one", "CREATE TABLE one (id int);\n", "DROP TABLE one;\n")
+    mdir.add(2, "two", "CREATE TABLE two (id int);\n", "DROP TABLE two;\n")
+    up = cli("up", "-q", "--dir", str(mdir), "--steps", "1", url=None, env={"DATABASE_URL": "postgresql://nobody@nowhere/x"})
+    assert up.returncode == 3  # --database-url not given: the environment's (unreachable) target
+    up = cli("up", "-q", "--dir", str(mdir), "--steps", "1", "--database-url", db_url, url=None)
+    assert up.returncode == 0, up.stderr
+    assert up.stdout == ""  # -q after the command counts
+    assert set(tracked(db_url)) == {1}
+    status = cli("status", "--format", "json", "--dir", str(mdir), url=db_url)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["summary"]["pending"] == 1
