@@ -301,7 +301,7 @@ def _print_plan(args, printer, direction: str) -> int:
             if missing:
                 raise StateError(f"version {missing[0]} has no down file; nothing to preview")
             chosen = [files[v] for v in versions]
-        runner._precheck([m.up if direction == "up" else m.down for m in chosen])
+        runner._precheck([m.file(direction) for m in chosen])
         text = render_plan(direction, chosen, limits=runner.limits, variables=runner.settings.variables,
                            target_description=runner.settings.target.describe(), steps_for=tracking_steps)
     sys.stdout.write(text)

@@ -169,6 +169,10 @@ class Migration:
     def __repr__(self) -> str:
         return f"Migration({self.label!r})"
 
+    def file(self, direction: str) -> SqlFile | None:
+        """The file that runs for ``direction`` ('up' or 'down')."""
+        return self.up if direction == "up" else self.down
+
     @property
     def label(self) -> str:
         """``000042_add_users``: the version as written in the file name, and the name."""

@@ -396,8 +396,8 @@ class Runner:
             m, sent = queued[0]
             try:
                 self._collect(queued, direction)
-            except KeyboardInterrupt:  # report what had committed before psql was stopped
-                for _ in self.psql.interrupted_after:
+            except KeyboardInterrupt:  # stop psql; report what had committed before it stopped
+                for _ in self.psql.interrupt():
                     report(queued.pop(0)[0])
                 raise
             end = time.perf_counter()
@@ -408,7 +408,7 @@ class Runner:
             if dry_run:
                 report(m, action=would)
                 continue
-            if self._queueable(m.up if direction == "up" else m.down):
+            if self._queueable(m.file(direction)):
                 if len(queued) >= QUEUE_DEPTH:
                     collect_oldest()
                 self._submit(m, direction, first=not queued)
@@ -430,7 +430,7 @@ class Runner:
         return DIES_WITH_PARENT
 
     def _submit(self, m: Migration, direction: str, *, first: bool) -> None:
-        file = m.up if direction == "up" else m.down
+        file = m.file(direction)
         self._ensure_table()
         psql = self._psql_session()
         if first and self._watch():
@@ -447,13 +447,12 @@ class Runner:
             try:
                 self.psql.collect()
             except MigrationFailed as exc:
-                self.psql.requeue()
                 blockers = self.watch.disarm() if self.watch else ""
                 if blockers and exc.sqlstate == LOCK_NOT_AVAILABLE:
                     exc.details.append(f"blocked by {blockers}")
                 retry += 1
                 m = queued[0][0]
-                if not wait_before_retry(exc, retry, self.limits, self.on_note, m.up if direction == "up" else m.down):
+                if not wait_before_retry(exc, retry, self.limits, self.on_note, m.file(direction)):
                     raise
                 for i, (again, _) in enumerate(queued):
                     self._submit(again, direction, first=i == 0)
@@ -482,7 +481,7 @@ class Runner:
         return self.psql
 
     def _run(self, m: Migration, direction: str) -> float:
-        file = m.up if direction == "up" else m.down
+        file = m.file(direction)
         self._ensure_table()
         start = time.perf_counter()
         self._execute(file, tracking_steps(m, direction, file.transactional), transactional=file.transactional)

@@ -28,7 +28,7 @@ def render_plan(direction: str, migrations: list[Migration], *, limits: Limits, 
     out += [set_variable(k, v) for k, v in variables.items()]
     out += [tracking.CREATE_SQL + ";", ""]
     for m in migrations:
-        file = m.up if direction == "up" else m.down
+        file = m.file(direction)
         body = file.text
         last = file.scan.statements[-1] if file.scan.statements else None
         if last is not None and not last.text.rstrip().endswith(";") and not file.scan.copy_stdin_lines:

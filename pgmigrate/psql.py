@@ -142,7 +142,6 @@ class PsqlSession:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.errors: list[str] = []
         self.queued: deque[tuple[SqlFile, _includable]] = deque()  # sent to psql, not yet done
-        self.interrupted_after: list[SqlFile] = []  # queued files found committed at Ctrl-C
 
     # --- process ---
 
@@ -216,7 +215,7 @@ class PsqlSession:
         if self.queued:  # given up on (an error elsewhere): nothing more of it may commit
             if self.proc is not None:
                 self.proc.kill()
-            self.requeue()
+            self.forget_queued()
         if self.proc is None:
             return
         try:
@@ -246,25 +245,21 @@ class PsqlSession:
 
     def collect(self) -> SqlFile:
         """Wait until the oldest queued file has committed, and return it. If it failed, raise its
-        error; psql has then stopped, and the files queued after it never ran (``requeue()``)."""
+        error; psql has then stopped, and the files queued after it never ran: they are forgotten
+        here, for the caller to send again. On Ctrl-C the caller calls ``interrupt()``."""
         file, included = self.queued[0]
-        try:
-            line = self.lines.get()
-        except KeyboardInterrupt:
-            self.interrupted_after = self.interrupt()
-            raise
+        line = self.lines.get()
         if line is None:
+            self.forget_queued()
             raise self._failure(file, dirty=False)
         self.queued.popleft()
         included.__exit__()
         return file
 
-    def requeue(self) -> list[SqlFile]:
-        """The files queued but never run (psql stopped), oldest first, forgotten here."""
-        files = [file for file, _ in self.queued]
+    def forget_queued(self) -> None:
+        """Forget the files queued but never run (psql stopped); the caller sends them again."""
         while self.queued:
             self.queued.popleft()[1].__exit__()
-        return files
 
     def interrupt(self) -> list[SqlFile]:
         """Ctrl-C: psql cancels the statement it is running (its own SIGINT handling) and, stopping on
@@ -296,16 +291,14 @@ class PsqlSession:
             raise
 
     def _run(self, file: SqlFile, steps: Sequence[Step], limits: Limits, *, transactional: bool) -> None:
+        if transactional and DIES_WITH_PARENT:  # one write, one wait: a queue of one
+            self.submit(file, steps, limits)
+            self.collect()
+            return
         if self.proc is None:
             self.start()
         with _includable(file) as path:
             head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=transactional)
-            if DIES_WITH_PARENT:
-                # One write, one wait: psql stops at the first error before the COMMIT, and if this
-                # process dies psql is killed with it, so the COMMIT can run only after the whole file.
-                self._send(head + tail)
-                self._sync("done", file, dirty=not transactional)
-                return
             self._send(head)
             self._sync("ready", file, dirty=not transactional)
         if tail:  # without PDEATHSIG the COMMIT is sent only once psql has run the whole file
