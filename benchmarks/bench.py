@@ -50,8 +50,8 @@ except ImportError:
              ".venv/bin/python")
 
 from pgmigrate import tracking  # noqa: E402
-from pgmigrate.config import Target, build_settings, redact  # noqa: E402
-from pgmigrate.psql import child_connection, find_psql  # noqa: E402
+from pgmigrate.config import Target, build_settings  # noqa: E402
+from pgmigrate.psql import find_psql, psql_command  # noqa: E402
 
 MIGRATE = ROOT / "scripts" / "migrate.py"
 RESULTS = ROOT / "benchmarks" / "results.md"
@@ -602,8 +602,7 @@ class Bench:
         return sample
 
     def floor(self, target: Target, script: Path, label: str) -> Sample:
-        conninfo, env = child_connection(target)
-        argv = [self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", str(script)]
+        argv, env = psql_command(target, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)])
         return measure(argv, env=env, label=label)
 
     def warm_up(self, folder: Path) -> None:
@@ -881,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             if os.getloadavg()[0] > (os.cpu_count() or 1) / 2:
                 log(f"note: the machine is busy (load average {load_start}); timings will be noisy")
-        log(f"server: {redact(target.conninfo)} ({target.source}), PostgreSQL {server.version}")
+        log(f"server: {target.describe()} ({target.source}), PostgreSQL {server.version}")
         log(f"generating workloads in {work} ...")
         workloads = build_workloads(args.workloads, sizes, work)
         bench = Bench(server, args.runs, log, work / "pycache")

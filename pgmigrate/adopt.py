@@ -38,6 +38,7 @@ from . import db, discovery, tracking
 from .config import Settings
 from .discovery import Folder, Migration
 from .errors import StateError, UsageError
+from .lock import MigrationLock
 
 COMMAND = "scripts/migrate.py"
 TOOLS = {
@@ -106,8 +107,8 @@ def adopt(settings: Settings, *, tool: str | None = None, dry_run: bool = False,
         raise UsageError(f"unknown tool '{tool}' for --from; choose one of: {', '.join(TOOLS)}")
     folder = discovery.load_folder(settings.migrations_dir, on_note)
     table = "its tracking table"
-    conn = db.connect_psycopg(settings.target)
-    lock = db.MigrationLock(settings.target, wait=settings.lock_wait, on_wait=on_note)
+    conn = db.connect(settings.target)
+    lock = MigrationLock(settings.target, wait=settings.lock_wait, on_wait=on_note)
     try:
         lock.acquire()
         with conn.transaction():

@@ -21,7 +21,6 @@ from .errors import (
     EXIT_USAGE,
     MigrateError,
     StateError,
-    UsageError,
 )
 
 EPILOG = f"""exit codes:
@@ -152,15 +151,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--allow-out-of-order", action="store_true",
                    help="apply pending migrations older than the newest applied one")
     p.add_argument("--ignore-changed", action="store_true", help="apply even if applied files have been edited")
+    p.add_argument("--single-transaction", action="store_true",
+                   help="apply every pending migration and its tracking row in ONE transaction: all or nothing")
 
     p = add("down", "roll back applied migrations, newest first (default 1)", parents=[run])
-    p.add_argument("count", nargs="?", type=_count_arg, default=1, metavar="N", help="how many (default 1)")
+    p.add_argument("count", nargs="?", type=_count_arg, default=None, metavar="N", help="how many (default 1)")
     p.add_argument("--to", type=_version_arg, metavar="V", help="roll back everything above V (V stays applied)")
     p.add_argument("--all", action="store_true", help="roll back everything")
     p.add_argument("--dry-run", action="store_true", help="list what would be rolled back; change nothing")
     p.add_argument("--sql", action="store_true", help="print the exact SQL script that would run; change nothing")
 
-    add("redo", "roll back the newest migration and apply it again", parents=[run])
+    p = add("redo", "roll back the newest migration and apply it again (both files checked first)", parents=[run])
+    p.add_argument("--dry-run", action="store_true", help="list what would run; change nothing")
 
     p = add("status", "list every migration with its state, then a summary")
     p.add_argument("--format", choices=["table", "json"], default="table")
@@ -225,6 +227,25 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 # --- command handlers ---
 
 
+# The remedies of the core's errors (errors.Remedy), in a shell's terms.
+CLI_WORDS = {
+    "force": "fix the file and run 'scripts/migrate.py force {v}' (make db-migrate-force V={v}), or undo it with "
+             "'scripts/migrate.py down'",
+    "changed": "revert the edit, or record it with 'scripts/migrate.py rehash {v}', or pass --ignore-changed",
+    "out-of-order": "apply it anyway with 'up --allow-out-of-order', after checking it does not depend on the "
+                    "newer ones",
+    "create-database": "create it with 'scripts/migrate.py init' (make db-init)",
+    "start-embedded": "start it with 'make db-up'",
+    "lock-wait": "let that runner finish, or raise --lock-wait",
+    "adopt": "move its history over with 'scripts/migrate.py adopt --from {name}' (try --dry-run first)",
+    "set-variable": "pass it with --set {name}=VALUE",
+    "migrations-dir": "create it, or point --dir / MIGRATIONS_DIR at the right one",
+    "write-down": "write one to roll it back",
+    "no-transaction": "add '-- migrate:no-transaction' as the file's first line, or move the statement to such "
+                      "a file",
+}
+
+
 def _settings(args: argparse.Namespace):
     from .config import build_settings
 
@@ -258,7 +279,8 @@ def cmd_up(args, printer) -> int:
         return _print_plan(args, printer, "up")
     with _runner(args, printer) as runner:
         results = runner.up(to=args.to, steps=args.steps, dry_run=args.dry_run,
-                            allow_out_of_order=args.allow_out_of_order, ignore_changed=args.ignore_changed)
+                            allow_out_of_order=args.allow_out_of_order, ignore_changed=args.ignore_changed,
+                            single_transaction=args.single_transaction)
         version, _ = runner.version()
     if not results:
         printer.info(f"nothing to apply; current version {version}")
@@ -282,35 +304,27 @@ def cmd_down(args, printer) -> int:
 
 
 def _print_plan(args, printer, direction: str) -> int:
-    from .engine import select_pending, select_rollback, tracking_steps
-    from .plan import render_plan
-    from .tracking import read_rows, read_shape, refuse_foreign
+    """``--sql``: the script of the plan ``up`` or ``down`` would run, refused exactly as they would be."""
+    from .config import Limits
+    from .preview import render_plan
 
     with _runner(args, printer) as runner:
-        folder = runner.folder()
-        query = runner._query()
-        shape = read_shape(query)
-        refuse_foreign(shape)
-        rows = read_rows(query) if shape.ours else {}
         if direction == "up":
-            chosen = select_pending(folder, rows, to=args.to, steps=args.steps)
+            plan = runner.plan("up", to=args.to, steps=args.steps, allow_out_of_order=args.allow_out_of_order,
+                               ignore_changed=args.ignore_changed, single=args.single_transaction)
         else:
-            versions = select_rollback(rows, count=args.count, to=args.to, all_=args.all)
-            files = folder.by_version()
-            missing = [v for v in versions if v not in files or files[v].down is None]
-            if missing:
-                raise StateError(f"version {missing[0]} has no down file; nothing to preview")
-            chosen = [files[v] for v in versions]
-        runner._precheck([m.file(direction) for m in chosen])
-        text = render_plan(direction, chosen, limits=runner.limits, variables=runner.settings.variables,
-                           target_description=runner.settings.target.describe(), steps_for=tracking_steps)
+            plan = runner.plan("down", count=args.count, to=args.to, all_=args.all)
+        settings = runner.settings
+        limits = Limits(settings.lock_timeout, settings.statement_timeout, settings.lock_retries)
+        text = render_plan(plan, limits=limits, variables=settings.variables,
+                           target_description=settings.target.describe(), direction=direction)
     sys.stdout.write(text)
     return EXIT_OK
 
 
 def cmd_redo(args, printer) -> int:
     with _runner(args, printer) as runner:
-        runner.redo()
+        runner.redo(dry_run=args.dry_run)
     return EXIT_OK
 
 
@@ -376,9 +390,9 @@ def cmd_create(args, printer) -> int:
 
 def cmd_fresh(args, printer) -> int:
     with _runner(args, printer) as runner:
-        from .engine import refuse_production
+        from .admin import refuse_production
 
-        refuse_production(args.allow_production)
+        refuse_production(runner.settings.environment, args.allow_production)
         if not args.yes:
             _confirm(runner.settings.target)
         results = runner.fresh(allow_production=args.allow_production)
@@ -387,7 +401,7 @@ def cmd_fresh(args, printer) -> int:
 
 
 def _confirm(target) -> None:
-    dbname = target.params().get("dbname") or "?"
+    dbname = target.dbname or "?"
     if not sys.stdin.isatty():
         raise StateError(f"refusing to drop every schema of database \"{dbname}\" without --yes")
     answer = input(f"This drops every schema and object in database \"{dbname}\" ({target.describe()}).\n"
@@ -507,18 +521,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return HANDLERS[args.command](args, printer)
     except MigrateError as exc:
-        printer.error(exc.message, exc.details)
+        printer.error(exc.worded(CLI_WORDS), exc.details)
         if args.verbose:
-            _traceback(printer, args.database_url)
+            _traceback(printer)
         return exc.exit_code
     except KeyboardInterrupt:
         printer.error("interrupted; the migration in progress was rolled back")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line, the traceback only on request
-        printer.error(f"unexpected {type(exc).__name__}: {_scrub(str(exc), args.database_url)}; "
-                      "rerun with --verbose and report it")
+        printer.error(f"unexpected {type(exc).__name__}: {exc}; rerun with --verbose and report it")
         if args.verbose:
-            _traceback(printer, args.database_url)
+            _traceback(printer)
         return EXIT_FAILED
 
 
@@ -543,20 +556,10 @@ def _split_psql(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[: i + 1], rest[1:] if rest[:1] == ["--"] else rest
 
 
-def _scrub(text: str, database_url: str | None = None) -> str:
-    from .config import load_environment, resolve_target
-
-    try:
-        password = resolve_target(database_url, load_environment()).password
-    except UsageError:
-        return text
-    return text.replace(password, "***") if password else text
-
-
-def _traceback(printer, database_url: str | None) -> None:
+def _traceback(printer) -> None:
     import traceback
 
-    print(_scrub(traceback.format_exc(), database_url), file=printer.err)
+    print(traceback.format_exc(), file=printer.err)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,11 @@
 """Configuration: which database, which folders, which limits.
 
-Database precedence, highest first: ``--database-url``; ``DATABASE_URL``; ``POSTGRES_HOST/PORT/DB/
-USER/PASSWORD``; libpq ``PG*`` variables; the embedded server (``make db-up``). A ``.env`` file in
-the working directory supplies variables that the real environment does not set; it never
-overrides the real environment.
+One precedence rule for every setting: the command-line flag, then the environment, then ``.env``
+in the working directory, then the default. For the database: ``--database-url``; ``DATABASE_URL``;
+``POSTGRES_HOST/PORT/DB/USER/PASSWORD``; libpq ``PG*`` variables; the embedded server (``make db-up``).
+A ``.env`` file supplies what the real environment does not set; it never overrides it. A setting
+that is given but unusable (an empty ``DATABASE_URL``, a ``.env`` line that cannot be read) is an
+error, never a silent fall back to another database.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ import os
 from collections import namedtuple
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from .errors import ConnectError, UsageError
+from .errors import UsageError
+from .target import Target, make_conninfo
 
 DEFAULT_MIGRATIONS_DIR = "migrations/postgres"
 DEFAULT_SEEDS_DIR = "seeds"
 EMBEDDED_PORT = 54329
 EMBEDDED_DB = "echo"
-APPLICATION_NAME = "pgmigrate"
 
 POSTGRES_VARS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
 LIBPQ_VARS = {
@@ -33,50 +34,6 @@ LIBPQ_VARS = {
     "PGSERVICE": "service",
     "PGSSLMODE": "sslmode",
 }
-
-
-class Target:
-    """A database to connect to, and where that choice came from (for messages)."""
-
-    __slots__ = ("conninfo", "source")
-
-    def __init__(self, conninfo: str, source: str) -> None:
-        self.conninfo = conninfo
-        self.source = source
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Target) and (self.conninfo, self.source) == (other.conninfo, other.source)
-
-    def __hash__(self) -> int:
-        return hash((self.conninfo, self.source))
-
-    def __repr__(self) -> str:  # never the password
-        return f"Target({self.describe()!r}, source={self.source!r})"
-
-    @property
-    def embedded(self) -> bool:
-        return self.source == "embedded server"
-
-    def params(self) -> dict[str, str]:
-        return conninfo_params(self.conninfo)
-
-    @property
-    def password(self) -> str | None:
-        return self.params().get("password") or os.environ.get("PGPASSWORD")
-
-    def describe(self) -> str:
-        """``host H, port P, database D, user U``, never the password."""
-        p = self.params()
-        host = p.get("host") or p.get("hostaddr") or os.environ.get("PGHOST") or "localhost (socket)"
-        port = p.get("port") or os.environ.get("PGPORT") or "5432"
-        db = p.get("dbname") or os.environ.get("PGDATABASE") or p.get("user") or os.environ.get("PGUSER") or "?"
-        user = p.get("user") or os.environ.get("PGUSER")
-        return f"host {host}, port {port}, database {db}" + (f", user {user}" if user else "")
-
-    def with_dbname(self, dbname: str) -> Target:
-        p = self.params()
-        p["dbname"] = dbname
-        return Target(make_conninfo(p), self.source)
 
 
 class Limits(namedtuple("Limits", "lock_timeout statement_timeout lock_retries", defaults=(5.0, 0.0, 3))):
@@ -101,12 +58,14 @@ class Limits(namedtuple("Limits", "lock_timeout statement_timeout lock_retries",
 class Settings:
     """Everything a command runs with: where, which folders, timeouts, psql variables."""
 
-    def __init__(self, target: Target, migrations_dir: Path, seeds_dir: Path, *, verbose: bool = False,
-                 quiet: bool = False, lock_wait: float = 60.0, lock_timeout: float = 5.0, lock_retries: int = 3,
-                 statement_timeout: float = 0.0, variables: dict[str, str] | None = None) -> None:
+    def __init__(self, target: Target, migrations_dir: Path | str, seeds_dir: Path | str = DEFAULT_SEEDS_DIR, *,
+                 verbose: bool = False, quiet: bool = False, lock_wait: float = 60.0, lock_timeout: float = 5.0,
+                 lock_retries: int = 3, statement_timeout: float = 0.0,
+                 variables: dict[str, str] | None = None) -> None:
         self.target = target
-        self.migrations_dir = migrations_dir
-        self.seeds_dir = seeds_dir
+        self.migrations_dir = Path(migrations_dir)
+        self.seeds_dir = Path(seeds_dir)
+        self.environment: Mapping[str, str] = os.environ  # where the production guard looks (build_settings: .env too)
         self.verbose = verbose
         self.quiet = quiet
         self.lock_wait = lock_wait
@@ -125,24 +84,64 @@ class Settings:
         return f"Settings(target={self.target!r}, migrations_dir={self.migrations_dir!r})"
 
 
-def load_environment(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
-    """The real environment over the values of ``.env`` in the working directory."""
-    env = dict(os.environ if environ is None else environ)
-    dotenv_path = (cwd or Path.cwd()) / ".env"
-    if dotenv_path.is_file():
-        from dotenv import dotenv_values  # only paid for when there is a .env
+class Environment(dict):
+    """The variables the runner reads: the real environment over ``.env``; ``where(name)`` says
+    which of the two a value came from, for messages."""
 
-        for key, value in dotenv_values(dotenv_path).items():
-            if value is not None:
-                env.setdefault(key, value)
-    return env
+    def __init__(self, values: Mapping[str, str], from_file: dict[str, str], dotenv: Path | None) -> None:
+        super().__init__(values)
+        self.from_file = from_file
+        self.dotenv = dotenv
+
+    def where(self, name: str) -> str:
+        return f"{name} in {self.dotenv}" if name in self.from_file and self.dotenv else name
+
+
+def load_environment(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Environment:
+    """The real environment over the values of ``.env`` in the working directory; a ``.env`` line
+    that cannot be read, or a file that is not UTF-8, is an error naming the file and line."""
+    env = dict(os.environ if environ is None else environ)
+    path = (cwd or Path.cwd()) / ".env"
+    if not path.is_file():
+        return Environment(env, {}, None)
+    values = read_dotenv(path)
+    from_file = {k: v for k, v in values.items() if k not in env}
+    env.update(from_file)
+    return Environment(env, from_file, path)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    import io
+
+    from dotenv import dotenv_values  # only paid for when there is a .env
+    from dotenv.parser import parse_stream
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror}); fix its permissions") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            first = binding.original.string.strip().split("=", 1)[0][:40]
+            raise UsageError(f"{path}:{binding.original.line}: cannot read this line (starting {first!r}=...): "
+                             "an unterminated quote or a stray character; fix the line or remove it")
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
 def resolve_target(cli_url: str | None, env: Mapping[str, str]) -> Target:
-    if cli_url:
+    where = env.where if isinstance(env, Environment) else (lambda name: name)
+    if cli_url is not None:
+        if not cli_url.strip():
+            raise UsageError("--database-url is empty; give a connection URL")
         return Target(cli_url, "--database-url")
-    if env.get("DATABASE_URL"):
-        return Target(env["DATABASE_URL"], "DATABASE_URL")
+    if "DATABASE_URL" in env:
+        if not env["DATABASE_URL"].strip():
+            raise UsageError(f"{where('DATABASE_URL')} is set but empty; give it a connection URL, or unset it "
+                             "to use the other settings")
+        return Target(env["DATABASE_URL"], where("DATABASE_URL"))
     if any(env.get(v) for v in POSTGRES_VARS):
         params = {
             "host": env.get("POSTGRES_HOST") or "localhost",
@@ -152,15 +151,20 @@ def resolve_target(cli_url: str | None, env: Mapping[str, str]) -> Target:
         }
         if env.get("POSTGRES_PASSWORD"):
             params["password"] = env["POSTGRES_PASSWORD"]
-        return Target(make_conninfo(params), "POSTGRES_* variables")
+        return Target(make_conninfo("", **params), "POSTGRES_* variables")
     if any(env.get(v) for v in LIBPQ_VARS if v != "PGPASSWORD"):
         params = {key: env[var] for var, key in LIBPQ_VARS.items() if env.get(var)}
-        return Target(make_conninfo(params), "PG* variables")
+        return Target(make_conninfo("", **params), "PG* variables")
     port = env.get("LOCAL_PG_PORT") or str(EMBEDDED_PORT)
     if not port.isdigit():
         raise UsageError(f"LOCAL_PG_PORT={port!r} is not a port number; set it to a number such as {EMBEDDED_PORT}")
     db = env.get("LOCAL_PG_DB") or EMBEDDED_DB
     return Target(f"postgresql://postgres@127.0.0.1:{port}/{db}", "embedded server")
+
+
+def setting(flag: str | None, env: Mapping[str, str], name: str, default: str) -> str:
+    """One setting by the one rule: the flag, else the environment (then ``.env``), else the default."""
+    return flag if flag is not None else (env.get(name) or default)
 
 
 def build_settings(
@@ -173,152 +177,19 @@ def build_settings(
 ) -> Settings:
     env = load_environment(environ, cwd)
     base = cwd or Path.cwd()
-    return Settings(
+    settings = Settings(
         target=resolve_target(database_url, env),
-        migrations_dir=base / (migrations_dir or env.get("MIGRATIONS_DIR") or DEFAULT_MIGRATIONS_DIR),
-        seeds_dir=base / (env.get("SEEDS_DIR") or seeds_dir or DEFAULT_SEEDS_DIR),
+        migrations_dir=base / setting(migrations_dir, env, "MIGRATIONS_DIR", DEFAULT_MIGRATIONS_DIR),
+        seeds_dir=base / setting(seeds_dir, env, "SEEDS_DIR", DEFAULT_SEEDS_DIR),
     )
+    settings.environment = env
+    return settings
 
 
-# --- conninfo helpers (no psycopg import: these run on every command, including the fast ones) ---
-
-
-def conninfo_params(conninfo: str) -> dict[str, str]:
-    """Parse a ``postgresql://`` URL or a ``key=value`` string into libpq parameters."""
-    if conninfo.startswith(("postgresql://", "postgres://")):
-        return _url_params(conninfo)
-    return _keyword_params(conninfo)
-
-
-def _url_params(url: str) -> dict[str, str]:
-    parts = urlsplit(url)
-    params: dict[str, str] = {}
-    if parts.hostname:
-        params["host"] = unquote(parts.hostname)
-    try:
-        if parts.port:
-            params["port"] = str(parts.port)
-    except ValueError:
-        # not redact(url): it parses the URL again, which would land here again (endless recursion)
-        where = parts.netloc.rsplit("@", 1)[-1]  # host:port, without the user and password
-        raise UsageError(f"the database URL has an invalid port ({where}); fix the URL") from None
-    if parts.username:
-        params["user"] = unquote(parts.username)
-    if parts.password:
-        params["password"] = unquote(parts.password)
-    if parts.path and parts.path != "/":
-        params["dbname"] = unquote(parts.path[1:])
-    for item in filter(None, parts.query.split("&")):
-        key, _, value = item.partition("=")
-        params[unquote(key)] = unquote(value)
-    return params
-
-
-def _keyword_params(conninfo: str) -> dict[str, str]:
-    params: dict[str, str] = {}
-    i, n = 0, len(conninfo)
-    while i < n:
-        while i < n and conninfo[i].isspace():
-            i += 1
-        if i >= n:
-            break
-        eq = conninfo.find("=", i)
-        if eq < 0:
-            raise UsageError("the connection string is not 'key=value' pairs or a postgresql:// URL; fix it")
-        key = conninfo[i:eq].strip()
-        i = eq + 1
-        while i < n and conninfo[i].isspace():
-            i += 1
-        value, i = _keyword_value(conninfo, i)
-        params[key] = value
-    return params
-
-
-def _keyword_value(s: str, i: int) -> tuple[str, int]:
-    out = []
-    if i < len(s) and s[i] == "'":
-        i += 1
-        while i < len(s) and s[i] != "'":
-            if s[i] == "\\" and i + 1 < len(s):
-                i += 1
-            out.append(s[i])
-            i += 1
-        return "".join(out), i + 1
-    while i < len(s) and not s[i].isspace():
-        if s[i] == "\\" and i + 1 < len(s):
-            i += 1
-        out.append(s[i])
-        i += 1
-    return "".join(out), i
-
-
-def make_conninfo(params: Mapping[str, str]) -> str:
-    """A ``key=value`` connection string, each value quoted for libpq."""
-    return " ".join(f"{k}={_quote(v)}" for k, v in params.items())
-
-
-def _quote(value: str) -> str:
-    if value and not any(c.isspace() or c in "'\\" for c in value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def redact(conninfo: str) -> str:
-    """The connection string with any password replaced by ``***``."""
-    params = conninfo_params(conninfo) if conninfo else {}
-    if "password" not in params:
-        return conninfo
-    if conninfo.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(conninfo)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{host}"
-        query = "&".join(
-            "password=***" if item.split("=")[0] == "password" else item for item in parts.query.split("&") if item
-        )
-        return parts._replace(netloc=netloc, query=query).geturl()
-    params["password"] = "***"
-    return make_conninfo(params)
-
-
-# --- connection failures (shared by psycopg connections and the read-only libpq path) ---
-
-
-def connection_failure(target: Target, text: str) -> ConnectError:
-    """A one-line ConnectError for libpq's message: the reason, where, and what to do."""
-    text = scrub(text, target)
-    reason = _last_line(text)
-    where = target.describe()
-    low = text.lower()
-    if "does not exist" in low and "database" in low:
-        db = target.params().get("dbname", "the database")
-        return ConnectError(
-            f'database "{db}" does not exist ({where}); create it with \'scripts/migrate.py init\' (make db-init)'
-        )
-    if "authentication failed" in low or "no password supplied" in low or "password" in low:
-        return ConnectError(f"authentication failed ({where}): {reason}; check the user and password")
-    if "role" in low and "does not exist" in low:
-        return ConnectError(f"{reason} ({where}); check the user name")
-    if target.embedded and ("refused" in low or "no such file" in low):
-        return ConnectError(f"the embedded PostgreSQL is not running ({where}); start it with 'make db-up'")
-    return ConnectError(f"cannot connect to PostgreSQL ({where}): {reason}; check that the server runs there")
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    if not lines:
-        return "unknown error"
-    best = lines[-1]
-    for ln in lines:
-        if "FATAL" in ln or "refused" in ln or "timeout" in ln.lower():
-            best = ln
-    return best.removeprefix("connection failed: ")
-
-
-def scrub(text: str, target: Target) -> str:
-    """Remove the password from any text that might echo it."""
-    password = target.password
-    return text.replace(password, "***") if password else text
+def production(env: Mapping[str, str]) -> str | None:
+    """``NAME=value`` when APP_ENV or ENVIRONMENT (environment or .env) says production, else None."""
+    for var in ("APP_ENV", "ENVIRONMENT"):
+        value = (env.get(var) or "").strip().lower()
+        if value in ("production", "prod"):
+            return f"{var}={value}"
+    return None

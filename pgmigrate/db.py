@@ -1,50 +1,69 @@
-"""Connections and the migration lock.
+"""Connections: one function opens them (psycopg 3, autocommit, no prepared statements), one place
+turns a failure to connect into a message, one turns a server error into its fields.
 
-The lock is a transaction-level advisory lock, taken by polling ``pg_try_advisory_xact_lock`` on a
-connection of its own that keeps one transaction open for the whole run. A transaction pins its
-server connection even behind PgBouncer in transaction pooling mode, so the lock means the same
-there as on a direct connection; it never blocks inside the server (a blocking lock request can
-deadlock with ``CREATE INDEX CONCURRENTLY``); and it is gone the moment the runner's connection is.
-The idle transaction holds no snapshot, so it does not hold back vacuum or concurrent index builds.
+Waiting for the server is psycopg's (``poll``/``epoll``, never ``select()``); on Ctrl-C psycopg
+cancels the running statement on the server before the KeyboardInterrupt goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
+from collections import namedtuple
 from collections.abc import Callable
 
-from . import libpq
-from .config import APPLICATION_NAME, Target, connection_failure, scrub
-from .errors import ConnectError, LockTimeout
-from .tracking import QUALIFIED
+import psycopg
 
-TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
-if TYPE_CHECKING:
-    from typing import Any
+from .errors import ConnectError, Remedy, UsageError
+from .target import Target
 
 CHECK_CLIENT_SQL = (
     "SELECT set_config('client_connection_check_interval', '1000', false) "
     "WHERE current_setting('server_version_num')::int >= 140000"
 )
-LOCK_NAMESPACE = 0x70676D67  # 'pgmg': the first key of the two-key advisory lock
-_MALFORMED = ("invalid connection option", "missing \"=\"", "invalid uri", "unterminated quoted string",
-              "invalid integer value", "invalid percent-encoded", "invalid sslmode", "invalid port")
 
 
-def connect(target: Target, *, dbname: str | None = None, application_name: str = APPLICATION_NAME,
-            watch_client: bool = True) -> libpq.Connection:
-    """Open the runner's connection (libpq; each statement commits unless it runs in BEGIN ...
-    COMMIT), or raise ConnectError with a one-line reason and what to do.
+class ServerError(namedtuple("ServerError", "message sqlstate detail hint position context internal_position "
+                                            "internal_query lost")):
+    """The fields of an error of a statement: what the server said (``position``: 1-based, in the
+    text sent; ``internal_*``: inside a function body or DO block), or ``lost`` if the connection went."""
+
+    __slots__ = ()
+
+
+def server_error(exc: psycopg.Error, conn: psycopg.Connection | None = None) -> ServerError:
+    d = exc.diag
+    lost = conn is not None and conn.broken
+    message = d.message_primary or (str(exc).strip().splitlines() or ["unknown error"])[0]
+    if lost and not d.sqlstate:
+        message = "the connection to the server was lost"
+    return ServerError(message, d.sqlstate, d.message_detail, d.message_hint, _int(d.statement_position),
+                       d.context, _int(d.internal_position), d.internal_query, lost)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+def connect(target: Target, *, dbname: str | None = None, application_name: str | None = None,
+            watch_client: bool = True, notices: Callable[[str], None] | None = None) -> psycopg.Connection:
+    """Open a connection in autocommit (each statement commits unless it runs in BEGIN ... COMMIT),
+    or raise ConnectError with a one-line reason and what to do.
 
     ``watch_client``: the backend checks every second that the runner is still there, so a runner
-    killed mid-statement has its transaction rolled back and its locks freed at once instead of when
-    the statement ends on its own (PostgreSQL 14 and later)."""
+    killed mid-statement has its transaction rolled back and its locks freed at once (PostgreSQL 14
+    and later). ``notices``: where the server's notices go (else nowhere, as with ``psql -q``)."""
     if dbname:
         target = target.with_dbname(dbname)
-    conn = libpq.connect(target.conninfo, application_name, lambda message: _failure(target, message))
+    extra = {"application_name": application_name} if application_name else {}
     try:
-        if watch_client and conn.server_version >= 140000:
+        conn = psycopg.connect(target.connection_string(**extra), autocommit=True, prepare_threshold=None)
+    except psycopg.OperationalError as exc:
+        raise connection_failure(target, str(exc)) from None
+    except psycopg.ProgrammingError:  # cannot happen for a parsed Target; never echo the string
+        raise UsageError(f"{target.source} cannot be used as a connection string") from None
+    try:
+        conn.add_notice_handler(_notice_handler(notices))
+        if watch_client and conn.info.server_version >= 140000:
             conn.execute(CHECK_CLIENT_SQL)
     except BaseException:
         conn.close()
@@ -52,11 +71,17 @@ def connect(target: Target, *, dbname: str | None = None, application_name: str 
     return conn
 
 
-def connect_two(target: Target) -> tuple[libpq.Connection, libpq.Connection]:
+def _notice_handler(notices: Callable[[str], None] | None) -> Callable[[object], None]:
+    if notices is None:
+        return lambda diag: None
+    return lambda diag: notices(f"{diag.severity}: {diag.message_primary}")
+
+
+def connect_two(target: Target, **options: object) -> tuple[psycopg.Connection, psycopg.Connection]:
     """Two connections, opened at the same time (each is a round trip or more to a new backend)."""
     import threading
 
-    second: list[libpq.Connection | BaseException] = []
+    second: list[object] = []
 
     def open_second() -> None:
         try:
@@ -68,10 +93,10 @@ def connect_two(target: Target) -> tuple[libpq.Connection, libpq.Connection]:
     thread.start()
     first = None
     try:
-        first = connect(target)
+        first = connect(target, **options)
     finally:
         thread.join()  # a connect gives up within connect_timeout
-        if first is None and isinstance(second[0], libpq.Connection):
+        if first is None and isinstance(second[0], psycopg.Connection):
             second[0].close()
     if isinstance(second[0], BaseException):
         first.close()
@@ -79,32 +104,50 @@ def connect_two(target: Target) -> tuple[libpq.Connection, libpq.Connection]:
     return first, second[0]
 
 
-def _failure(target: Target, message: str) -> ConnectError:
-    if any(marker in message.lower() for marker in _MALFORMED):
-        reason = scrub(message, target).strip().splitlines()[-1].strip()
-        return ConnectError(f"invalid connection string ({reason}); fix DATABASE_URL")
-    return connection_failure(target, message)
+def rows(conn: psycopg.Connection, sql: str, params: tuple | None = None) -> list[tuple]:
+    """The rows of the last statement of ``sql`` that returns rows (several statements may be sent
+    at once when there are no parameters: psycopg then uses the simple query protocol)."""
+    cur = conn.execute(sql, params)
+    found: list[tuple] = []
+    while True:
+        if cur.description is not None:
+            found = cur.fetchall()
+        if not cur.nextset():
+            return found
 
 
-def connect_psycopg(target: Target, *, dbname: str | None = None, autocommit: bool = True,
-                    application_name: str = APPLICATION_NAME) -> Any:
-    """A psycopg connection, for the tools that use its API (adopt, dump-schema)."""
-    import psycopg
+def in_transaction(conn: psycopg.Connection) -> bool:
+    return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
-    if dbname:
-        target = target.with_dbname(dbname)
-    try:
-        conn = psycopg.connect(target.conninfo, autocommit=autocommit, application_name=application_name,
-                               connect_timeout=10, prepare_threshold=None)  # no prepared statements: PgBouncer
-    except psycopg.OperationalError as exc:
-        raise _failure(target, str(exc)) from None
-    except psycopg.ProgrammingError as exc:  # malformed connection string
-        raise ConnectError(f"invalid connection string ({scrub(str(exc), target)}); fix DATABASE_URL") from None
-    if conn.info.server_version >= 140000:
-        conn.execute(CHECK_CLIENT_SQL)
-        if not autocommit:
-            conn.commit()
-    return conn
+
+def connection_failure(target: Target, text: str) -> ConnectError:
+    """A one-line ConnectError for libpq's message: the reason, where, and what to do. libpq's
+    message names hosts, users and databases, never a password."""
+    reason = _reason(text)
+    where = target.describe()
+    low = text.lower()
+    if "does not exist" in low and "database" in low:
+        return ConnectError(f'database "{target.dbname}" does not exist ({where})',
+                            remedy=Remedy("create-database"))
+    if "password" in low or "authentication failed" in low:
+        return ConnectError(f"authentication failed ({where}): {reason}; check the user and password")
+    if "role" in low and "does not exist" in low:
+        return ConnectError(f"{reason} ({where}); check the user name")
+    if target.embedded and ("refused" in low or "no such file" in low):
+        return ConnectError(f"the embedded PostgreSQL is not running ({where})", remedy=Remedy("start-embedded"))
+    return ConnectError(f"cannot connect to PostgreSQL ({where}): {reason}; check that the server runs there")
+
+
+def _reason(text: str) -> str:
+    """The telling line of libpq's (possibly multi-line, multi-host) message."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "unknown error"
+    best = lines[-1]
+    for ln in lines:
+        if "FATAL" in ln or "refused" in ln or "timeout" in ln.lower():
+            best = ln
+    return best.removeprefix("connection failed: ").removeprefix("connection is bad: ")
 
 
 def jitter() -> float:
@@ -119,75 +162,9 @@ def wait_for(target: Target, timeout: float) -> float:
     start = time.monotonic()
     while True:
         try:
-            connect(target).close()
+            connect(target, watch_client=False).close()
             return time.monotonic() - start
         except ConnectError:
             if time.monotonic() - start >= timeout:
                 raise
             time.sleep(0.25)
-
-
-class MigrationLock:
-    """Held from ``acquire()`` to ``release()``; see the module docstring."""
-
-    def __init__(self, target: Target, *, wait: float, on_wait: Callable[[str], None]) -> None:
-        self.target = target
-        self.wait = wait
-        self.on_wait = on_wait
-        self.conn: libpq.Connection | None = None
-
-    def acquire(self, conn: libpq.Connection | None = None) -> None:
-        """Take the lock, on ``conn`` (a fresh connection of its own) or on a new one."""
-        conn = conn or connect(self.target)
-        self.conn = conn
-        # Only simple-protocol queries (no bound parameters) on this connection: an extended-protocol
-        # query leaves its portal, and with it a snapshot, open in the transaction, and a snapshot
-        # makes CREATE INDEX CONCURRENTLY wait for this transaction to end.
-        key = f"hashtext(current_database() || '/{QUALIFIED}')"
-        (row,) = conn.execute(
-            "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0;\n"
-            f"SELECT {key}, pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key})"
-        )
-        key_value, taken = int(row[0]), row[1] == "t"
-        deadline = time.monotonic() + self.wait
-        delay, told = 0.05, False
-        while not taken:
-            holder = self._holder(key_value)
-            if time.monotonic() >= deadline:
-                self.release()
-                raise LockTimeout(
-                    f"gave up waiting {self.wait:g} s for the migration lock, held by {holder}; "
-                    "let that runner finish, or raise --lock-wait"
-                )
-            if not told:
-                self.on_wait(f"waiting for the migration lock, held by {holder}")
-                told = True
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5) * jitter()
-            taken = conn.execute(f"SELECT pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key_value})")[0][0] == "t"
-
-    def _holder(self, key: int) -> str:
-        rows = self.conn.execute(
-            f"""SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'),
-                      coalesce(host(a.client_addr), CASE a.client_port WHEN -1 THEN 'local socket' END,
-                               'not visible to this user'),
-                      coalesce(to_char(coalesce(a.xact_start, a.backend_start), 'YYYY-MM-DD HH24:MI:SS TZ'), '?')
-               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-               WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
-                     SELECT oid FROM pg_database WHERE datname = current_database())
-                 AND l.classid = {LOCK_NAMESPACE}::bigint::oid AND l.objid = {key & 0xFFFFFFFF}::bigint::oid
-                 AND l.objsubid = 2
-               LIMIT 1"""
-        )
-        row = rows[0] if rows else None
-        if not row:
-            return "another session (it has just let go)"
-        pid, app, client, since = row
-        return f"pid {pid} (application {app}, client {client}, since {since})"
-
-    def release(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(libpq.QueryError):  # closing ends it (and the lock) all the same
-                self.conn.execute("ROLLBACK")
-            self.conn.close()
-            self.conn = None

@@ -58,7 +58,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from .errors import ServerError
+from .errors import ConnectError, ServerError
 
 DEFAULT_PORT = 54329
 DEFAULT_DBNAME = "echo"
@@ -625,15 +625,11 @@ class EmbeddedServer:
     # --- talking to the server ---
 
     def _connect(self, dbname: str, port: int | None = None) -> psycopg.Connection:
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=port or self.port,
-            user=SUPERUSER,
-            dbname=dbname,
-            connect_timeout=5,
-            sslmode="disable",
-            autocommit=True,
-        )
+        from .db import connect
+        from .target import Target
+
+        url = f"postgresql://{SUPERUSER}@127.0.0.1:{port or self.port}/{quote(dbname, safe='')}"
+        return connect(Target(url + "?connect_timeout=5&sslmode=disable", "embedded server"), watch_client=False)
 
     def _wait_until_ready(self, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
@@ -641,7 +637,7 @@ class EmbeddedServer:
             try:
                 self._connect("postgres").close()
                 return
-            except psycopg.OperationalError as exc:
+            except ConnectError as exc:
                 if time.monotonic() >= deadline:
                     raise ServerError(
                         f"the PostgreSQL server in {self.datadir} does not accept connections on port "
@@ -658,7 +654,7 @@ class EmbeddedServer:
                 if found is None:
                     with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                         conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.dbname)))
-        except psycopg.Error as exc:
+        except (psycopg.Error, ConnectError) as exc:
             raise ServerError(
                 f"cannot create database {self.dbname} on the embedded server: {_first_line(exc)}; "
                 f"see {self.log_file}"
@@ -668,7 +664,7 @@ class EmbeddedServer:
         try:
             with self._connect("postgres", port) as conn:
                 row = conn.execute("show server_version").fetchone()
-        except psycopg.Error:
+        except (psycopg.Error, ConnectError):
             return None
         return str(row[0]) if row else None
 

@@ -12,7 +12,7 @@ TYPE_CHECKING = False  # typing costs start-up time; annotations are never evalu
 if TYPE_CHECKING:
     from typing import TextIO
 
-    from .engine import Result, Status
+    from .results import Result, Status
 
 _COLOURS = {"green": "32", "yellow": "33", "red": "31", "dim": "2", "bold": "1"}
 _STATE_COLOUR = {"applied": "green", "pending": "yellow", "changed": "red", "missing": "red", "dirty": "red"}

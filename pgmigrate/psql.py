@@ -8,18 +8,17 @@ and only after ``ready`` comes back, ``COMMIT; \\echo <token> done``. If the run
 that, psql reads end-of-file (and is killed with its parent on Linux), the server rolls the open
 transaction back, and neither the file's work nor its tracking row remains.
 
-On Linux psql dies with the runner (PDEATHSIG), so the COMMIT goes in the same write, and
-consecutive transactional files are queued: the next one waits in psql's input while the current one
-runs, so psql never idles for a round trip. psql stops at the first error (ON_ERROR_STOP), so
-nothing queued after a failed file runs.
+Where util-linux's ``setpriv --pdeathsig`` exists (Linux), psql dies with the runner, so the COMMIT
+goes in the same write, and consecutive transactional files are queued: the next one waits in psql's
+input while the current one runs, so psql never idles for a round trip. psql stops at the first
+error (ON_ERROR_STOP), so nothing queued after a failed file runs.
 
-The password reaches psql through its environment, never its command line.
+The connection reaches psql through its environment (libpq's own variables), never its command line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import queue
 import re
@@ -35,11 +34,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import APPLICATION_NAME, Limits, Target, conninfo_params, make_conninfo
+from .config import Limits
 from .db import CHECK_CLIENT_SQL
 from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
 from .sqltext import line_of
+from .target import Target
 from .tracking import Step, render
 
 TYPE_CHECKING = False
@@ -67,21 +67,17 @@ def find_psql() -> str:
         ) from None
 
 
-def child_connection(target: Target) -> tuple[str, dict[str, str]]:
-    """psql's ``-d`` argument without the password, and an environment that carries it."""
-    params = conninfo_params(target.conninfo)
-    password = params.pop("password", None)
-    env = dict(os.environ)
-    if password:
-        env["PGPASSWORD"] = password
-    return make_conninfo(params), env
+def psql_command(target: Target, extra: list[str]) -> tuple[list[str], dict[str, str]]:
+    """psql's command line (no connection settings on it but those libpq has no variable for) and
+    the environment that carries the connection, password included."""
+    env, rest = target.child_environment()
+    return [find_psql(), *(["-d", rest] if rest else []), *extra], env
 
 
 def exec_psql(target: Target, extra: list[str]) -> None:
     """Replace this process with an interactive psql on the target."""
-    conninfo, env = child_connection(target)
-    psql = find_psql()
-    os.execvpe(psql, [psql, "-d", conninfo, *extra], env)
+    argv, env = psql_command(target, extra)
+    os.execvpe(argv[0], argv, env)
 
 
 def quote_meta_arg(path: str) -> str:
@@ -109,22 +105,14 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     return before + "\n" + body.rstrip("\n") + "\n" + "\n".join(after) + "\n", ""
 
 
-def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return None
+def _death_signal_wrapper() -> list[str]:
+    """``setpriv --pdeathsig KILL --``: psql then gets SIGKILL when the runner dies (Linux)."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
-_LIBC = _libc()
-DIES_WITH_PARENT = _LIBC is not None  # psql gets SIGKILL when the runner dies (PR_SET_PDEATHSIG)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before psql starts
-    if _LIBC.prctl(1, signal.SIGKILL) != 0:  # PR_SET_PDEATHSIG
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+_WRAPPER = _death_signal_wrapper()
+DIES_WITH_PARENT = bool(_WRAPPER)
 
 
 class PsqlSession:
@@ -145,24 +133,19 @@ class PsqlSession:
 
     # --- process ---
 
-    def argv(self) -> list[str]:
-        return [find_psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", child_connection(self.target)[0]]
-
-    def environment(self) -> dict[str, str]:
-        env = child_connection(self.target)[1]
-        env["PGAPPNAME"] = APPLICATION_NAME
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        argv, env = psql_command(self.target, ["-X", "-q", "-v", "ON_ERROR_STOP=1"])
         env["PGCLIENTENCODING"] = "UTF8"
-        env.setdefault("PGCONNECT_TIMEOUT", "10")
-        return env
+        return [*_WRAPPER, *argv], env
 
     def start(self) -> None:
         # A new psql, with a queue and an error list of its own: nothing its predecessor said (or its
         # reader threads, still finishing) can be taken for this one's.
         self.errors, self.lines = [], queue.Queue()
+        argv, env = self.command()
         self.proc = subprocess.Popen(
-            self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, encoding="utf-8", errors="replace", env=self.environment(),
-            preexec_fn=_die_with_parent if DIES_WITH_PARENT else None,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, encoding="utf-8", errors="replace", env=env,
         )
         threading.Thread(target=self._read_stdout, args=(self.proc.stdout, self.lines), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self.proc.stderr, self.errors), daemon=True).start()
@@ -202,7 +185,7 @@ class PsqlSession:
         except BrokenPipeError:
             pass
 
-    def _sync(self, word: str, file: SqlFile | None, *, dirty: bool = False) -> str:
+    def _sync(self, word: str, file: SqlFile | list[SqlFile] | None, *, dirty: bool = False) -> str:
         """Ask psql to echo a marker and wait for it (returned, psql variables expanded); if psql
         exits instead, raise its error."""
         self._send(f"\\echo {self.token} {word}\n")
@@ -305,7 +288,23 @@ class PsqlSession:
             self._send(tail)
             self._sync("done", file)
 
-    def _failure(self, file: SqlFile | None, *, dirty: bool) -> MigrationFailed:
+    def run_group(self, group: Sequence[tuple[SqlFile, Sequence[Step]]], limits: Limits) -> None:
+        """Several files, each with its tracking steps, in ONE transaction (``--single-transaction``)."""
+        if self.proc is None:
+            self.start()
+        with contextlib.ExitStack() as stack:
+            paths = [stack.enter_context(_includable(file)) for file, _ in group]
+            prelude = limits.set_local_sql()
+            script = ["BEGIN;", *([prelude + ";"] if prelude else [])]
+            for (_, steps), path in zip(group, paths, strict=True):
+                script.append(f"\\i {quote_meta_arg(path)}")
+                script += [render(sql, params) + ";" for sql, params in steps]
+            self._send("\n".join(script) + "\n")
+            self._sync("ready", [file for file, _ in group])
+            self._send("COMMIT;\n")
+            self._sync("done", [group[-1][0]])
+
+    def _failure(self, file: SqlFile | list[SqlFile] | None, *, dirty: bool) -> MigrationFailed:
         if self.proc:
             try:
                 self.proc.wait(timeout=10)
@@ -313,7 +312,20 @@ class PsqlSession:
                 self.proc.kill()
         time.sleep(0.05)  # let the stderr reader drain
         self.proc = None
-        return parse_psql_error(self.errors, file, dirty=dirty, target=self.target)
+        if isinstance(file, list):  # one of a group: the one psql names
+            file = _named_in(self.errors, file)
+        return parse_psql_error(self.errors, file, dirty=dirty)
+
+
+def _named_in(lines: list[str], files: list[SqlFile]) -> SqlFile | None:
+    """The file among ``files`` that psql's first error line names (or the first of them)."""
+    for raw in lines:
+        m = _ERROR_LINE.match(raw)
+        if m:
+            reported = Path(m.group("file")).name
+            return next((f for f in files if f.path.name == reported or reported.startswith(f.path.stem + ".")),
+                        files[0])
+    return files[0] if files else None
 
 
 class _includable:
@@ -337,11 +349,9 @@ class _includable:
             os.unlink(self.tmp)
 
 
-def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool, target: Target) -> MigrationFailed:
-    """Turn psql's stderr (VERBOSITY verbose) into a MigrationFailed naming file and line."""
-    password = target.password
-    if password:
-        lines = [ln.replace(password, "***") for ln in lines]
+def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool) -> MigrationFailed:
+    """Turn psql's stderr (VERBOSITY verbose) into a MigrationFailed naming file and line. psql
+    never had the password on its command line or in its input, so it cannot echo it."""
     where = display_path(file) if file else "psql"
     for i, raw in enumerate(lines):
         m = _ERROR_LINE.match(raw)
@@ -374,7 +384,7 @@ def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool, tar
             elif _ERROR_LINE.match(extra):
                 break
         if "syntax error at or near \":" in rest and file is not None:
-            details.append("hint: a psql variable may be unset; pass it with --set name=value")
+            details.append("hint: a psql variable may be unset")
         suffix = f" (SQLSTATE {state})" if state else ""
         return MigrationFailed(f"{location}: {rest}{suffix}", path=location, line=line, sqlstate=state,
                                details=details, dirty=dirty)
@@ -400,8 +410,8 @@ def error_line(file: SqlFile, reported: int, following: list[str]) -> int:
     return reported
 
 
-def variables_problem(file: SqlFile, given: dict[str, str]) -> str | None:
-    """A message if the file uses a quoted psql variable (``:'x'``, ``:\"x\"``) that nobody sets."""
+def variables_problem(file: SqlFile, given: dict[str, str]) -> tuple[str, str] | None:
+    """``(message, variable)`` if the file uses a quoted psql variable (``:'x'``, ``:\"x\"``) that nobody sets."""
     if file.large:  # data loads are not searched for variables: psql reports an unset one
         return None
     defined = set(given)
@@ -413,6 +423,5 @@ def variables_problem(file: SqlFile, given: dict[str, str]) -> str | None:
                 defined.add(parts[1])
     for line_no, name in file.scan.variables:
         if name not in defined:
-            return (f"{display_path(file)}:{line_no}: psql variable :'{name}' is not set; "
-                    f"pass it with --set {name}=VALUE")
+            return f"{display_path(file)}:{line_no}: psql variable :'{name}' is not set", name
     return None

@@ -144,7 +144,7 @@ ORDER BY 1, 2"""
 
 
 def read_catalog(target: Target) -> Catalog:
-    with db.connect_psycopg(target) as conn:
+    with db.connect(target) as conn:
         conn.execute("SET search_path = pg_catalog")  # every non-catalog name comes out qualified
         schemas = dict(conn.execute(SCHEMAS_SQL).fetchall())
         deps: dict[str, set[str]] = {name: set() for name in schemas}
@@ -183,7 +183,7 @@ def scratch_database(settings: Settings, on_note: Callable[[str], None]) -> Iter
     from psycopg import errors, sql
 
     name = f"pgm_dump_{secrets.token_hex(6)}"
-    with db.connect_psycopg(settings.target, dbname="postgres") as maint:
+    with db.connect(settings.target, dbname="postgres") as maint:
         try:
             maint.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
         except errors.InsufficientPrivilege:
@@ -193,7 +193,7 @@ def scratch_database(settings: Settings, on_note: Callable[[str], None]) -> Iter
     try:
         yield settings.target.with_dbname(name)
     finally:
-        with db.connect_psycopg(settings.target, dbname="postgres") as maint:
+        with db.connect(settings.target, dbname="postgres") as maint:
             maint.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -213,15 +213,14 @@ _STORAGE_DEFAULTS = ("SET default_tablespace = '';", "SET default_table_access_m
 
 def pg_dump(target: Target, schema: str) -> str:
     from .embedded import find_pg_binary
-    from .psql import child_connection
 
-    conninfo, env = child_connection(target)
+    env, rest = target.child_environment()
     argv = [find_pg_binary("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", "--encoding=UTF8",
-            "--schema=" + '"' + schema.replace('"', '""') + '"', "-d", conninfo]
+            "--schema=" + '"' + schema.replace('"', '""') + '"', *(["-d", rest] if rest else [])]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, encoding="utf-8")
     if proc.returncode != 0:
         reason = next((ln for ln in reversed(proc.stderr.splitlines()) if ln.strip()), "no message")
-        raise MigrateError(f"pg_dump of schema {schema} failed: {db.scrub(reason, target)}")
+        raise MigrateError(f"pg_dump of schema {schema} failed: {reason}")
     return proc.stdout
 
 

@@ -11,7 +11,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from .errors import StateError
+from .errors import Remedy, StateError
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
@@ -181,8 +181,8 @@ def refuse_foreign(shape: Shape) -> None:
             "schema_version": "a hand-rolled migration script",
         }.get(tool, tool)
         raise StateError(
-            f"{SCHEMA}.{table} is the tracking table of {name}, not of this runner, and nothing was changed; "
-            f"move its history over with 'scripts/migrate.py adopt --from {tool}' (try --dry-run first)"
+            f"{SCHEMA}.{table} is the tracking table of {name}, not of this runner, and nothing was changed",
+            remedy=Remedy("adopt", name=tool),
         )
     if TABLE in shape.foreign:
         columns = ", ".join(shape.foreign[TABLE][0])
@@ -207,7 +207,7 @@ def read_rows(source: Any) -> dict[int, Row]:
 
 
 def parse_row(version: Any, description: Any, checksum: Any, epoch: Any, ms: Any, by: Any, dirty: Any) -> Row:
-    """A Row from typed values (psycopg) or text (the read-only libpq path)."""
+    """A Row from the values psycopg read."""
     applied_at = None if epoch is None else datetime.fromtimestamp(float(epoch), UTC)
     return Row(int(version), description, checksum, applied_at, None if ms is None else int(ms), by,
                dirty in (True, "t"))

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from helpers import PAUSE, dirty_flags, finish, query, start_runner, tables, tracked, wait_until
 
-from pgmigrate.db import LOCK_NAMESPACE
+from pgmigrate.lock import LOCK_NAMESPACE
 
 LOCK_KEY_SQL = "hashtext(current_database() || '/public.schema_migrations')"
 

@@ -12,7 +12,7 @@ from helpers import ROOT, query, tracked
 
 from pgmigrate.config import Settings, Target
 from pgmigrate.engine import Runner
-from pgmigrate.psql import child_connection, find_psql
+from pgmigrate.psql import psql_command
 
 MIGRATIONS = ROOT / "migrations" / "postgres"
 UP_FILES = sorted(MIGRATIONS.glob("*.up.sql"))
@@ -34,9 +34,8 @@ GROUP = "10000000-0000-0000-0000-000000000002"
 
 def psql_file(url: str, path: Path, *extra: str) -> subprocess.CompletedProcess:
     """``psql -X -v ON_ERROR_STOP=1 [extra] -f path`` on the database, as a user would run it."""
-    conninfo, env = child_connection(Target(url, "test"))
-    return subprocess.run([find_psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-d", conninfo, "-f", str(path)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    argv, env = psql_command(Target(url, "test"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-f", str(path)])
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
 
 def table_counts(url: str) -> dict[str, int]:

@@ -18,28 +18,28 @@ def three(mdir):
 
 
 def test_up_applies_in_order_with_tracking_rows(db_url, three):
-    applied = api.run_migrations(db_url, dir=three.path)
-    assert [r["version"] for r in applied] == [1, 2, 3]
+    applied = api.run_migrations(db_url, migrations_dir=str(three.path))
+    assert [r.version for r in applied] == [1, 2, 3]
     assert tables(db_url) == {"schema_migrations", "users", "posts", "tags"}
     rows = query(db_url, "SELECT version, description, length(checksum), applied_by = current_user, dirty, "
                          "execution_ms >= 0, applied_at IS NOT NULL FROM schema_migrations ORDER BY version")
     assert rows == [(1, "users", 64, True, False, True, True), (2, "posts", 64, True, False, True, True),
                     (3, "tags", 64, True, False, True, True)]
-    assert api.run_migrations(db_url, dir=three.path) == []
+    assert api.run_migrations(db_url, migrations_dir=str(three.path)) == []
 
 
 def test_up_to_and_steps(db_url, three):
-    api.run_migrations(db_url, dir=three.path, to=2)
+    api.run_migrations(db_url, migrations_dir=str(three.path), to=2)
     assert set(tracked(db_url)) == {1, 2}
     with pytest.raises(UsageError, match="no migration with version 7"):
-        api.run_migrations(db_url, dir=three.path, to=7)
+        api.run_migrations(db_url, migrations_dir=str(three.path), to=7)
 
 
 def test_failure_keeps_earlier_migrations_and_leaves_nothing_of_the_failing_one(db_url, three):
     three.add(4, "broken",
               "CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nSELECT * FROM no_such_table;\n")
     with pytest.raises(MigrationFailed) as info:
-        api.run_migrations(db_url, dir=three.path)
+        api.run_migrations(db_url, migrations_dir=str(three.path))
     err = info.value
     assert err.line == 4 and err.sqlstate == "42P01"
     assert err.path.endswith("0004_broken.up.sql:4")
@@ -48,9 +48,9 @@ def test_failure_keeps_earlier_migrations_and_leaves_nothing_of_the_failing_one(
 
 
 def test_rollback_newest_first_and_to_version(db_url, three):
-    api.run_migrations(db_url, dir=three.path)
-    rolled = api.rollback(db_url, steps=2, dir=three.path)
-    assert [r["version"] for r in rolled] == [3, 2]
+    api.run_migrations(db_url, migrations_dir=str(three.path))
+    rolled = api.rollback(db_url, steps=2, migrations_dir=str(three.path))
+    assert [r.version for r in rolled] == [3, 2]
     assert tables(db_url) == {"schema_migrations", "users"}
     assert set(tracked(db_url)) == {1}
 
@@ -58,38 +58,38 @@ def test_rollback_newest_first_and_to_version(db_url, three):
 def test_down_without_down_file_rolls_back_nothing(db_url, mdir):
     mdir.add(1, "a", "CREATE TABLE a ();", "DROP TABLE a;")
     mdir.add(2, "b", "CREATE TABLE b ();")
-    api.run_migrations(db_url, dir=mdir.path)
+    api.run_migrations(db_url, migrations_dir=str(mdir.path))
     with pytest.raises(StateError, match="0002_b has no down file"):
-        api.rollback(db_url, steps=2, dir=mdir.path)
+        api.rollback(db_url, steps=2, migrations_dir=str(mdir.path))
     assert set(tracked(db_url)) == {1, 2}
     assert tables(db_url) == {"schema_migrations", "a", "b"}
 
 
 def test_status_history_and_version(db_url, three):
-    api.run_migrations(db_url, dir=three.path, to=2)
-    states = [(r["version"], r["state"]) for r in api.status(db_url, dir=three.path)]
+    api.run_migrations(db_url, migrations_dir=str(three.path), to=2)
+    states = [(r.version, r.state) for r in api.status(db_url, migrations_dir=str(three.path)).rows]
     assert states == [(1, "applied"), (2, "applied"), (3, "pending")]
     assert api.current_version(db_url) == 2
-    assert [h["version"] for h in api.history(db_url)] == [1, 2]
+    assert [h.version for h in api.history(db_url)] == [1, 2]
 
 
 def test_self_recording_files_work_with_the_runner(db_url, mdir):
     mdir.add(1, "a", "CREATE TABLE a ();\nINSERT INTO schema_migrations (version, description) VALUES (1, 'a') "
                      "ON CONFLICT (version) DO NOTHING;",
              "DROP TABLE a;\nDELETE FROM schema_migrations WHERE version = 1;")
-    api.run_migrations(db_url, dir=mdir.path)
+    api.run_migrations(db_url, migrations_dir=str(mdir.path))
     description, checksum, dirty = tracked(db_url)[1]
     assert (description, len(checksum), dirty) == ("a", 64, False)
-    api.rollback(db_url, dir=mdir.path)
+    api.rollback(db_url, migrations_dir=str(mdir.path))
     assert tracked(db_url) == {}
 
 
 def test_hand_applied_rows_get_their_checksum_on_the_next_up(db_url, mdir):
     up = mdir.add(1, "a", "CREATE TABLE a ();")
-    api.run_migrations(db_url, dir=mdir.path)
+    api.run_migrations(db_url, migrations_dir=str(mdir.path))
     query(db_url, "UPDATE schema_migrations SET checksum = NULL")
     mdir.add(2, "b", "CREATE TABLE b ();")
-    api.run_migrations(db_url, dir=mdir.path)
+    api.run_migrations(db_url, migrations_dir=str(mdir.path))
     from pgmigrate.sqltext import checksum
 
     assert tracked(db_url)[1][1] == checksum(up.read_text())

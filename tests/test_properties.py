@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pgmigrate import sqltext
-from pgmigrate.config import Target
+from pgmigrate.config import Limits, Target
 from pgmigrate.db import connect
 from pgmigrate.discovery import MAX_VERSION, SqlFile, parse_name
 from pgmigrate.errors import FileError, MigrationFailed
-from pgmigrate.executor import Limits, run_autocommit, run_transactional
+from pgmigrate.inprocess import run_autocommit, run_transactional
 from pgmigrate.psql import PsqlSession
 
 # What a valid name is, written independently of the parser: ASCII digits, '_', a name of ASCII

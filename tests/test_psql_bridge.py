@@ -172,8 +172,10 @@ def test_psql_child_gets_no_password_on_its_command_line(pg_server, mdir, tmp_pa
     from pgmigrate.psql import PsqlSession
 
     session = PsqlSession(Target(pg_server.url("postgres", password="Secret-123"), "test"), {})
-    assert all("Secret-123" not in arg for arg in session.argv())
-    assert session.environment()["PGPASSWORD"] == "Secret-123"
+    argv, env = session.command()
+    assert all("Secret-123" not in arg for arg in argv)
+    assert env["PGPASSWORD"] == "Secret-123"
+    assert env["PGDATABASE"] == "postgres" and env["PGHOST"] == pg_server.host
 
 
 def test_bom_and_crlf_psql_file(cli, db_url, mdir):

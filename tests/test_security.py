@@ -122,7 +122,7 @@ def test_password_never_in_errors_or_tracebacks(case, cli, shared_account, mdir,
     mdir.add(1, "bad", "CREATE TABLE bad (id int);\nSELECT no_such_column FROM bad;\n")
     args, url, env = _failures(account, mdir, pg_server)[case]
     done = cli("--verbose", "--dir", str(mdir), *args, url=url or None, env=env)
-    expected = {"sql error": 1, "invalid port": 2}.get(case, 3)
+    expected = {"sql error": 1, "invalid port": 2, "bad option": 2}.get(case, 3)
     assert done.returncode == expected, done.stderr
     assert done.stderr.count("error:") == 1, done.stderr
     assert_no_secret(account, done.stdout, done.stderr)
@@ -179,21 +179,22 @@ def test_password_not_on_the_psql_command_line(account, mdir, pg_server):
                 argv = _read(f"/proc/{psql_pid}/cmdline").split(b"\0")
                 if argv not in argvs:
                     argvs.append(argv)
-                if argv[0].endswith(b"psql") and b"-d" in argv:
+                if argv[0].endswith(b"psql") and b"ON_ERROR_STOP=1" in argv:
                     environ = _read(f"/proc/{psql_pid}/environ").split(b"\0")
                     break
             time.sleep(0.01)
         assert psql_pid is not None, "no psql child seen"
         assert argvs and argvs[-1][0].endswith(b"psql"), argvs
+        argvs = [argv for argv in argvs if argv != [b""]]  # a read between two execs
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     text = b" ".join(b" ".join(argv) for argv in argvs).decode("utf-8", "replace")
-    assert account.role in text  # it is the migration's psql, on the account's database
     assert_no_secret(account, text, out, err)
-    # The password travels in the environment instead.
+    # The connection travels in the environment instead, password included.
+    assert f"PGUSER={account.role}".encode() in environ  # it is the migration's psql, as the account
     assert f"PGPASSWORD={account.password}".encode() in environ
     assert proc.returncode == 0, err
     url = admin_url(pg_server, account.dbname)

@@ -1,0 +1,130 @@
+"""Running one SQL file in-process, over the runner's own psycopg connection.
+
+Transactional files: ``BEGIN``, the timeouts as ``SET LOCAL``, the whole file as one simple-protocol
+query, the tracking statement, ``COMMIT``: the file and its tracking row commit together or not at
+all. A lock timeout (55P03) retries the whole transaction with backoff.
+
+Files marked ``-- migrate:no-transaction`` run statement by statement in autocommit, between a
+tracking statement that marks the version dirty and one that marks it clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+
+import psycopg
+
+from . import sqltext
+from .config import Limits
+from .db import ServerError, in_transaction, server_error
+from .discovery import SqlFile, display_path
+from .errors import MigrationFailed
+from .tracking import Step, render
+from .watch import BlockerWatch, retry_on_lock_timeout, watching
+
+Connection = psycopg.Connection
+
+
+def failure(file: SqlFile, exc: ServerError, *, base: int | None = 0, dirty: bool = False,
+            statement: sqltext.Statement | None = None) -> MigrationFailed:
+    """A MigrationFailed pointing at the file and line of the server's error position (``base``: where
+    the text sent starts in the file; negative when a prefix was sent before the file; None when the
+    failing text was not the file's, such as the tracking statements)."""
+    line = None
+    if exc.position and base is not None:
+        line = sqltext.line_of_position(file.text, exc.position, base)
+    elif statement is not None:
+        line = statement.line
+    where = display_path(file) + (f":{line}" if line else "")
+    sqlstate = exc.sqlstate
+    details = []
+    if exc.detail:
+        details.append(f"detail: {exc.detail}")
+    if exc.hint:
+        details.append(f"hint: {exc.hint}")
+    if exc.context and not exc.position:
+        details.append(f"context: {exc.context.strip().splitlines()[0]}")
+    if statement is not None:
+        details.append(f"statement: {statement.first_line}")
+    suffix = f" (SQLSTATE {sqlstate})" if sqlstate else ""
+    return MigrationFailed(f"{where}: {exc.message}{suffix}", path=where, line=line, sqlstate=sqlstate,
+                           details=details, dirty=dirty)
+
+
+def run_transactional(conn: Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
+                      on_retry: Callable[[str], None], watch: BlockerWatch | None = None) -> None:
+    """Run the file and ``steps`` in one transaction, retrying on lock timeouts."""
+    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits, watch), limits, on_retry, file)
+
+
+def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
+                 watch: BlockerWatch | None) -> None:
+    # Two round trips, each one simple query: BEGIN, the timeouts and the file; then the tracking
+    # statements (values as quoted literals, exactly as the psql bridge and 'plan' show them) and COMMIT.
+    prefix = "BEGIN;\n" + "".join(f"{s};\n" for s in limits.set_local_statements())
+    tracking = "".join(render(sql, params) + ";\n" for sql, params in steps) + "COMMIT"
+    try:
+        with watching(watch, conn.info.backend_pid):
+            try:
+                conn.execute(prefix + file.text)
+            except psycopg.Error as exc:
+                raise failure(file, server_error(exc, conn), base=-len(prefix)) from None
+        try:
+            conn.execute(tracking)
+        except psycopg.Error as exc:
+            raise failure(file, server_error(exc, conn), base=None) from None
+    finally:
+        if not conn.closed and in_transaction(conn):
+            rollback(conn)
+
+
+def rollback(conn: Connection) -> None:
+    with suppress(psycopg.Error):
+        conn.execute("ROLLBACK")
+
+
+def run_group(conn: Connection, group: Sequence[tuple[SqlFile, Sequence[Step]]], limits: Limits,
+              on_retry: Callable[[str], None], watch: BlockerWatch | None = None) -> None:
+    """Run several files, each with its tracking steps, in ONE transaction (``--single-transaction``),
+    retrying the whole of it on lock timeouts."""
+    retry_on_lock_timeout(lambda: _group(conn, group, limits, watch), limits, on_retry, group[0][0])
+
+
+def _group(conn: Connection, group: Sequence[tuple[SqlFile, Sequence[Step]]], limits: Limits,
+           watch: BlockerWatch | None) -> None:
+    try:
+        conn.execute("BEGIN;\n" + "".join(f"{s};\n" for s in limits.set_local_statements()))
+        for file, steps in group:
+            with watching(watch, conn.info.backend_pid):
+                try:
+                    conn.execute(file.text)
+                except psycopg.Error as exc:
+                    raise failure(file, server_error(exc, conn), base=0) from None
+            try:
+                conn.execute("".join(render(sql, params) + ";\n" for sql, params in steps))
+            except psycopg.Error as exc:
+                raise failure(file, server_error(exc, conn), base=None) from None
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            raise failure(group[-1][0], server_error(exc, conn), base=None) from None
+    finally:
+        if not conn.closed and in_transaction(conn):
+            rollback(conn)
+
+
+def run_autocommit(conn: Connection, file: SqlFile, before: Step | None, after: Step | None) -> None:
+    """Run the file statement by statement outside a transaction, between two tracking steps."""
+    if before:
+        conn.execute(*before)
+    for statement in file.scan.statements:
+        try:
+            conn.execute(statement.text)
+        except psycopg.Error as exc:
+            raise failure(file, server_error(exc, conn), base=statement.start, dirty=before is not None,
+                          statement=statement) from None
+    if after:
+        conn.execute(*after)
+
+

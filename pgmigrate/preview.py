@@ -1,0 +1,64 @@
+"""Exact SQL previews: the script ``up --sql`` and ``down --sql`` print, from the same plan the
+runner would run.
+
+It holds what the runner would send, file contents and tracking statements included, one
+``BEGIN``/``COMMIT`` per transactional migration (or one for the whole plan with
+``--single-transaction``). ``psql -X -v ON_ERROR_STOP=1 -f plan.sql`` applies it with the same
+result as the runner.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from . import tracking
+from .apply import tracking_steps
+from .config import Limits
+from .discovery import SqlFile, display_path
+from .planning import Plan
+from .psql import set_variable, transaction_script
+
+
+def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target_description: str,
+                direction: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    verb = "apply" if direction == "up" else "roll back"
+    out = [
+        f"-- pgmigrate plan: {verb} {len(plan)} migration(s) on {target_description}",
+        f"-- generated {stamp}; run it with: psql -X -v ON_ERROR_STOP=1 -f plan.sql",
+        "\\set ON_ERROR_STOP 1",
+        "SET standard_conforming_strings = on;",
+    ]
+    out += [set_variable(k, v) for k, v in variables.items()]
+    out += [tracking.CREATE_SQL + ";", ""]
+    if plan.single and plan.steps:
+        out.append("-- --single-transaction: every migration below commits together, or none does")
+        prelude = limits.set_local_sql()
+        out.append("BEGIN;" + (f"\n{prelude};" if prelude else ""))
+    for step in plan:
+        file = step.file
+        steps = tracking_steps(step.migration, step.direction, file.transactional)
+        mode = "" if file.transactional else " (no transaction)"
+        out.append(f"-- {step.direction} {step.migration.label}: {display_path(file)}{mode}")
+        if plan.single:
+            out.append(_body(file).rstrip("\n"))
+            out += [tracking.render(sql, params) + ";" for sql, params in steps]
+        else:
+            head, tail = transaction_script(_body(file), steps, limits, transactional=file.transactional)
+            out.append(head.rstrip("\n"))
+            if tail:
+                out.append(tail.rstrip("\n"))
+        out.append("")
+    if plan.single and plan.steps:
+        out += ["COMMIT;", ""]
+    if not plan.steps:
+        out.append("-- nothing to " + verb)
+    return "\n".join(out) + "\n"
+
+
+def _body(file: SqlFile) -> str:
+    body = file.text
+    last = file.scan.statements[-1] if file.scan.statements else None
+    if last is not None and not last.text.rstrip().endswith(";") and not file.scan.copy_stdin_lines:
+        body = body.rstrip() + "\n;"  # psql sends an unterminated last statement at end of file
+    return body

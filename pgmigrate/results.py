@@ -1,0 +1,49 @@
+"""What the operations return: plain, documented objects (named tuples), the same for the CLI and
+for applications."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+
+class Result(namedtuple("Result", "action version label ms", defaults=(0.0,))):
+    """One file that ran, or would run.
+
+    ``action``: applied, rolled back, seeded, recorded, would apply, would roll back; ``version``:
+    the migration's version (None for a seed); ``label``: ``000042_add_users`` (a seed: its file
+    name); ``ms``: how long it took, in milliseconds."""
+
+    __slots__ = ()
+
+
+class StatusRow(namedtuple("StatusRow", "version name state applied_at execution_ms applied_by",
+                           defaults=(None, None, None))):
+    """One migration in 'status'. ``state``: applied, pending, changed (edited since applied),
+    missing (recorded, file gone), dirty (a no-transaction migration stopped part-way);
+    ``applied_at`` (datetime, UTC), ``execution_ms`` and ``applied_by`` when recorded."""
+
+    __slots__ = ()
+
+
+class Status:
+    """Every migration's state (``rows``), the pending ones older than the newest applied
+    (``out_of_order``), and whether the tracking table exists."""
+
+    def __init__(self, rows: list[StatusRow], out_of_order: list[int] | None = None, *,
+                 table_exists: bool = True) -> None:
+        self.rows = rows
+        self.out_of_order = out_of_order or []
+        self.table_exists = table_exists
+
+    def count(self, state: str) -> int:
+        return sum(1 for r in self.rows if r.state == state)
+
+    @property
+    def clean(self) -> bool:
+        """Everything applied, nothing edited, missing or dirty."""
+        return all(r.state == "applied" for r in self.rows)
+
+    @property
+    def current_version(self) -> int:
+        applied = [r.version for r in self.rows if r.state in ("applied", "changed", "missing", "dirty")]
+        return max(applied, default=0)
