@@ -297,8 +297,9 @@ def _port_message(port: int) -> str:
 # --- the server -------------------------------------------------------------------------------
 
 
-class EmbeddedServer:
-    """A PostgreSQL cluster in ``datadir``, served on 127.0.0.1:``port``, with database ``dbname``."""
+class ClusterFiles:
+    """The cluster on disk: creating it in ``datadir`` (relocated when root must hand it to an
+    unprivileged user), its settings, ownership and stale files, and pg_ctl run as its owner."""
 
     def __init__(self, datadir: Path, port: int = DEFAULT_PORT, dbname: str = DEFAULT_DBNAME) -> None:
         if not 0 < port < 65536:
@@ -310,13 +311,6 @@ class EmbeddedServer:
         self.datadir = Path(os.path.abspath(datadir))
         self.port = port
         self.dbname = dbname
-
-    @property
-    def url(self) -> str:
-        return self._url(self.port)
-
-    def _url(self, port: int) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{quote(self.dbname, safe='')}"
 
     @property
     def cluster_dir(self) -> Path:
@@ -335,85 +329,6 @@ class EmbeddedServer:
                 f"cannot read {self.datadir}: permission denied; run as the user that owns it or remove it"
             ) from None
 
-    # --- public operations ---
-
-    def start(self) -> str:
-        """Create the cluster if needed, start the server unless running, create the database;
-        return the URL."""
-        with self._lock():
-            pg_ctl = find_pg_binary("pg_ctl")
-            if not self.has_cluster():
-                self._init_cluster()
-            if self.is_running():
-                self._check_running_port()
-            else:
-                self._launch(pg_ctl)
-            self._wait_until_ready()
-            self._ensure_database()
-        return self.url
-
-    def stop(self) -> bool:
-        """Stop the server (fast shutdown); return whether it was running."""
-        with self._lock():
-            return self._stop()
-
-    def is_running(self) -> bool:
-        if not self.has_cluster():
-            return False
-        pid = _recorded_pid(self.cluster_dir)
-        if pid is None or _is_postmaster_of(pid, self.cluster_dir) is False:
-            return False
-        done = self._pg_ctl("status", timeout=30)
-        if done.returncode not in (0, 3):
-            raise ServerError(
-                f"pg_ctl status failed for {self.datadir}: {_last_line(done)}; "
-                "check the directory's owner and mode"
-            )
-        return done.returncode == 0
-
-    def status(self) -> dict[str, object]:
-        """running, pid, port, datadir, url, version (the server's when running, else the cluster's)."""
-        running = self.is_running()
-        port = self._running_port() if running else self.port
-        version = self._server_version(port) if running else None
-        if version is None and self.has_cluster():
-            version = (self.cluster_dir / "PG_VERSION").read_text().strip()
-        return {
-            "running": running,
-            "pid": _recorded_pid(self.cluster_dir) if running else None,
-            "port": port,
-            "datadir": str(self.datadir),
-            "cluster_dir": str(self.cluster_dir),
-            "url": self._url(port),
-            "version": version,
-        }
-
-    def destroy(self) -> None:
-        """Stop the server and delete the cluster for good (and the symlink, if relocated)."""
-        with self._lock():
-            self._stop()
-            cluster = self.cluster_dir
-            relocated = cluster.parent == Path(os.path.realpath(RELOCATED_BASE))
-            ours = relocated or (cluster / "PG_VERSION").is_file()
-            if self.datadir.is_symlink():
-                self.datadir.unlink()
-            if ours and cluster.is_dir():
-                shutil.rmtree(cluster)
-
-    # --- helpers ---
-
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Serialise start/stop of this datadir across processes (flock on its parent directory)."""
-        parent = self.datadir.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(parent, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
     def _user(self) -> str | None:
         """Who runs pg_ctl: nobody special unless root; as root, the cluster's owner if it is an
         ordinary user, else :func:`unprivileged_user`."""
@@ -425,30 +340,16 @@ class EmbeddedServer:
                 return pwd.getpwuid(owner).pw_name
         return unprivileged_user()
 
-    def _pg_ctl(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        cmd = [find_pg_binary("pg_ctl"), args[0], "-D", str(self.cluster_dir), *args[1:]]
-        return _run(cmd, timeout=timeout, user=self._user())
-
-    def _stop(self) -> bool:
-        if not self.is_running():
-            return False
-        done = self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT), timeout=START_TIMEOUT + 30)
-        if done.returncode != 0:
-            if not self.is_running():
-                return False
-            raise ServerError(
-                f"could not stop the PostgreSQL server in {self.datadir}: {_last_line(done)}; "
-                f"see {self.log_file}"
-            )
-        return True
-
     def _give(self, path: Path) -> None:
         """As root, hand a file we wrote in the cluster to the cluster's owner."""
         if os.geteuid() == 0:
             st = self.cluster_dir.stat()
             os.chown(path, st.st_uid, st.st_gid)
 
-    # --- creating the cluster ---
+    def _pg_ctl(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        cmd = [find_pg_binary("pg_ctl"), args[0], "-D", str(self.cluster_dir), *args[1:]]
+        return _run(cmd, timeout=timeout, user=self._user())
+
 
     def _init_cluster(self) -> None:
         initdb = find_pg_binary("initdb")
@@ -503,21 +404,6 @@ class EmbeddedServer:
             shutil.rmtree(target)
         target.mkdir(mode=0o700)
         link.symlink_to(target, target_is_directory=True)
-
-    # --- starting the server ---
-
-    def _launch(self, pg_ctl: str) -> None:
-        self._check_version(pg_ctl)
-        self._fix_ownership()
-        self._clear_stale_pid()
-        self._write_settings()
-        self._check_port_free()
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        done = self._pg_ctl(
-            "start", "-w", "-t", str(START_TIMEOUT), "-l", str(self.log_file), timeout=START_TIMEOUT + 30
-        )
-        if done.returncode != 0:
-            self._raise_start_failure(done, offset)
 
     def _check_version(self, pg_ctl: str) -> None:
         cluster = (self.cluster_dir / "PG_VERSION").read_text().strip()
@@ -607,6 +493,121 @@ class EmbeddedServer:
             details=tail,
         )
 
+
+class EmbeddedServer(ClusterFiles):
+    """A PostgreSQL cluster in ``datadir``, served on 127.0.0.1:``port``, with database ``dbname``."""
+
+    @property
+    def url(self) -> str:
+        return self._url(self.port)
+
+    def _url(self, port: int) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{quote(self.dbname, safe='')}"
+
+
+    def start(self) -> str:
+        """Create the cluster if needed, start the server unless running, create the database;
+        return the URL."""
+        with self._lock():
+            pg_ctl = find_pg_binary("pg_ctl")
+            if not self.has_cluster():
+                self._init_cluster()
+            if self.is_running():
+                self._check_running_port()
+            else:
+                self._launch(pg_ctl)
+            self._wait_until_ready()
+            self._ensure_database()
+        return self.url
+
+    def stop(self) -> bool:
+        """Stop the server (fast shutdown); return whether it was running."""
+        with self._lock():
+            return self._stop()
+
+    def is_running(self) -> bool:
+        if not self.has_cluster():
+            return False
+        pid = _recorded_pid(self.cluster_dir)
+        if pid is None or _is_postmaster_of(pid, self.cluster_dir) is False:
+            return False
+        done = self._pg_ctl("status", timeout=30)
+        if done.returncode not in (0, 3):
+            raise ServerError(
+                f"pg_ctl status failed for {self.datadir}: {_last_line(done)}; "
+                "check the directory's owner and mode"
+            )
+        return done.returncode == 0
+
+    def status(self) -> dict[str, object]:
+        """running, pid, port, datadir, url, version (the server's when running, else the cluster's)."""
+        running = self.is_running()
+        port = self._running_port() if running else self.port
+        version = self._server_version(port) if running else None
+        if version is None and self.has_cluster():
+            version = (self.cluster_dir / "PG_VERSION").read_text().strip()
+        return {
+            "running": running,
+            "pid": _recorded_pid(self.cluster_dir) if running else None,
+            "port": port,
+            "datadir": str(self.datadir),
+            "cluster_dir": str(self.cluster_dir),
+            "url": self._url(port),
+            "version": version,
+        }
+
+    def destroy(self) -> None:
+        """Stop the server and delete the cluster for good (and the symlink, if relocated)."""
+        with self._lock():
+            self._stop()
+            cluster = self.cluster_dir
+            relocated = cluster.parent == Path(os.path.realpath(RELOCATED_BASE))
+            ours = relocated or (cluster / "PG_VERSION").is_file()
+            if self.datadir.is_symlink():
+                self.datadir.unlink()
+            if ours and cluster.is_dir():
+                shutil.rmtree(cluster)
+
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise start/stop of this datadir across processes (flock on its parent directory)."""
+        parent = self.datadir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _stop(self) -> bool:
+        if not self.is_running():
+            return False
+        done = self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT), timeout=START_TIMEOUT + 30)
+        if done.returncode != 0:
+            if not self.is_running():
+                return False
+            raise ServerError(
+                f"could not stop the PostgreSQL server in {self.datadir}: {_last_line(done)}; "
+                f"see {self.log_file}"
+            )
+        return True
+
+
+    def _launch(self, pg_ctl: str) -> None:
+        self._check_version(pg_ctl)
+        self._fix_ownership()
+        self._clear_stale_pid()
+        self._write_settings()
+        self._check_port_free()
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        done = self._pg_ctl(
+            "start", "-w", "-t", str(START_TIMEOUT), "-l", str(self.log_file), timeout=START_TIMEOUT + 30
+        )
+        if done.returncode != 0:
+            self._raise_start_failure(done, offset)
+
     def _running_port(self) -> int:
         try:
             lines = (self.cluster_dir / "postmaster.pid").read_text().splitlines()
@@ -622,7 +623,6 @@ class EmbeddedServer:
                 f"stop it first or set LOCAL_PG_PORT={port}"
             )
 
-    # --- talking to the server ---
 
     def _connect(self, dbname: str, port: int | None = None) -> psycopg.Connection:
         from .db import connect

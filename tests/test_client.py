@@ -298,3 +298,39 @@ def test_readme_startup_example_runs_as_written(db_url):
     assert "1 000001_init_schema" in proc.stdout
     assert "INFO:pgmigrate:applied 000001_init_schema" in proc.stderr
     assert set(tracked(db_url)) >= {1, 2}
+
+
+# --- what the psycopg client keeps: notices, error fields, a lost connection named as such ---
+
+
+def test_verbose_shows_the_servers_notices(cli, db_url, mdir):
+    mdir.add(1, "a", "DO $$BEGIN RAISE NOTICE 'hello from migration one'; END$$;\nCREATE TABLE a ();")
+    quiet = cli("--dir", str(mdir), "up", "--steps", "1", url=db_url)
+    assert quiet.returncode == 0 and "hello from migration one" not in quiet.stdout + quiet.stderr
+    query(db_url, "DROP TABLE a; DELETE FROM schema_migrations")
+    loud = cli("--verbose", "--dir", str(mdir), "up", url=db_url)
+    assert loud.returncode == 0 and "NOTICE: hello from migration one" in loud.stderr
+    assert set(tracked(db_url)) == {1}
+
+
+def test_error_fields_are_kept(cli, db_url, mdir):
+    mdir.add(1, "a", "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES (1);\n")
+    done = cli("--dir", str(mdir), "up", url=db_url)
+    assert done.returncode == 1
+    assert "(SQLSTATE 23505)" in done.stderr and "detail: Key (id)=(1) already exists." in done.stderr
+    assert tracked(db_url) == {} and "a" not in tables(db_url)
+
+
+def test_a_lost_connection_is_named_and_nothing_is_recorded(cli, db_url, mdir):
+    from helpers import start_runner, wait_until
+
+    mdir.add(1, "slow", "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n")
+    proc = start_runner("--dir", str(mdir), "up", url=db_url)
+    sleeping = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND position('pg_sleep(30)' in query) > 0 AND pid <> pg_backend_pid()")
+    pids = wait_until(lambda: query(db_url, sleeping), 30, "the migration to sleep", proc)
+    query(db_url, f"SELECT pg_terminate_backend({pids[0][0]})")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "terminating connection" in err and "Traceback" not in err and err.count("error:") == 1
+    assert tracked(db_url) == {} and "slow" not in tables(db_url)
