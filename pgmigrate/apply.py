@@ -24,8 +24,17 @@ from .tracking import Step
 QUEUE_DEPTH = 4  # psql-run files sent ahead of the one running
 
 
+def tracking_for(m: Migration, direction: str) -> list[Step]:
+    """The tracking statements of a migration file as the runner runs it: one statement in the
+    in-process transaction; a dirty mark before and a clean mark after the file otherwise (psql-run
+    files, whose escapes from the transaction must leave an honest dirty row, and no-transaction files)."""
+    file = m.file(direction)
+    return tracking_steps(m, direction, file.transactional and not file.needs_psql)
+
+
 def tracking_steps(m: Migration, direction: str, transactional: bool) -> list[Step]:
-    """The tracking statements that go with running one migration file."""
+    """The tracking statements that go with running one migration file: one (``transactional``) or
+    a dirty mark and a clean mark."""
     if direction == "up":
         if transactional:
             return [(tracking.RECORD_SQL, (m.version, m.name, m.up.checksum))]
@@ -137,8 +146,7 @@ class Applier:
         file = step.file
         start = time.perf_counter()
         try:
-            self.execute(file, tracking_steps(step.migration, step.direction, file.transactional),
-                         transactional=file.transactional)
+            self.execute(file, tracking_for(step.migration, step.direction), transactional=file.transactional)
         except MigrationFailed as exc:
             exc.version = step.migration.version
             raise
@@ -179,7 +187,7 @@ class Applier:
         psql = self._psql_session()
         if first and self._watch():
             self.watch.arm(psql.backend_pid())
-        psql.submit(step.file, tracking_steps(step.migration, step.direction, True), self.limits)
+        psql.submit(step.file, tracking_for(step.migration, step.direction), self.limits)
 
     def _collect(self, queued: list[tuple[Planned, float]]) -> None:
         """Wait for the oldest queued migration; after a lock timeout, wait and send it and those

@@ -20,6 +20,15 @@ CHECK_CLIENT_SQL = (
     "SELECT set_config('client_connection_check_interval', '1000', false) "
     "WHERE current_setting('server_version_num')::int >= 140000"
 )
+# What one migration may leave in the session, undone before the runner writes its tracking row and
+# before the next migration runs, so each starts as if in a psql -f of its own: settings (search_path,
+# pg_dump's set_config), role, temporary objects, prepared statements, cursors, LISTENs, session
+# advisory locks. Each works inside a transaction (DISCARD ALL does not), as any role.
+SESSION_RESET = (
+    "RESET ALL", "SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "DISCARD TEMP", "DISCARD SEQUENCES",
+    "DEALLOCATE ALL", "CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()", CHECK_CLIENT_SQL,
+)
+SESSION_RESET_SQL = "".join(f"{s};\n" for s in SESSION_RESET)
 
 
 class ServerError(namedtuple("ServerError", "message sqlstate detail hint position context internal_position "

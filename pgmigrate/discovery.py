@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from . import sqltext
-from .errors import FileError
+from .errors import FileError, Remedy
 
 MAX_VERSION = 2**63 - 1
 LARGE_FILE = 16 * 1024 * 1024  # bytes
@@ -132,7 +132,8 @@ class SqlFile:
         return self.large or self.scan.needs_psql
 
     def check_runnable(self) -> None:
-        """Refuse files that would run wrongly: empty, or ending the runner's transaction."""
+        """Refuse files that would run wrongly: empty, ending the runner's transaction or escaping it,
+        or holding statements a transaction refuses. Nothing has run when this raises."""
         self.directives  # noqa: B018 - raises on an unknown directive
         if self.large:
             for _ in self.lines():  # checks the encoding without holding the file
@@ -147,12 +148,40 @@ class SqlFile:
                 f"{self.path}: the file has no SQL statements; write the migration, or put "
                 "'SELECT 1;' in it to record a deliberate no-op"
             )
+        for meta in self.scan.meta_commands:
+            problem = _ESCAPES.get(meta.name)
+            if problem is None and meta.args[:1] == ["ON_ERROR_STOP"] and (
+                    meta.name == "\\unset" or (meta.name == "\\set" and not _is_on(meta.args[1:]))):
+                problem = _ERROR_STOP
+            if problem:
+                raise FileError(f"{self.path}:{meta.line}: {meta.name} {problem}")
         if self.transactional and self.scan.transaction_control:
             line, keyword = self.scan.transaction_control[0]
-            raise FileError(
-                f"{self.path}:{line}: {keyword} would end the transaction the runner wraps the "
-                "migration in; remove it, or add '-- migrate:no-transaction' at the top of the file"
-            )
+            raise FileError(f"{self.path}:{line}: {keyword} would end the transaction the runner wraps the "
+                            "migration in (and its tracking row); remove it", remedy=Remedy("no-transaction"))
+        if self.transactional and self.scan.no_transaction:
+            line, what = self.scan.no_transaction[0]
+            raise FileError(f"{self.path}:{line}: {what} cannot run inside a transaction, and this file runs "
+                            "in one", remedy=Remedy("no-transaction"))
+
+
+# psql meta-commands a migration may not use: each would escape the transaction that records it.
+_ESCAPES = {
+    "\\c": "would connect elsewhere: the rest of the file would run outside the migration's transaction, "
+            "perhaps in another database; connect to that database in a migration folder of its own",
+    "\\connect": "would connect elsewhere: the rest of the file would run outside the migration's transaction, "
+                  "perhaps in another database; connect to that database in a migration folder of its own",
+    "\\q": "would end psql part-way through the file; remove it",
+    "\\quit": "would end psql part-way through the file; remove it",
+}
+def _is_on(args: list[str]) -> bool:
+    """Whether psql reads these \\set values as true (``\\set ON_ERROR_STOP on`` keeps what the runner set)."""
+    value = "".join(args).strip("'").lower()
+    return bool(value) and any(word.startswith(value) for word in ("true", "yes", "on")) and value != "o" or value == "1"
+
+
+_ERROR_STOP = ("ON_ERROR_STOP would let psql go on after an error, and a failed migration could be recorded as "
+               "applied; remove the line (the runner stops at the first error)")
 
 
 class Migration:

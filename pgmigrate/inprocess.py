@@ -17,10 +17,10 @@ import psycopg
 
 from . import sqltext
 from .config import Limits
-from .db import ServerError, in_transaction, server_error
+from .db import SESSION_RESET_SQL, ServerError, in_transaction, server_error
 from .discovery import SqlFile, display_path
 from .errors import MigrationFailed
-from .tracking import Step, render
+from .tracking import Step, dirty_mark, render
 from .watch import BlockerWatch, retry_on_lock_timeout, watching
 
 Connection = psycopg.Connection
@@ -62,14 +62,18 @@ def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits:
                  watch: BlockerWatch | None) -> None:
     # Two round trips, each one simple query: BEGIN, the timeouts and the file; then the tracking
     # statements (values as quoted literals, exactly as the psql bridge and 'plan' show them) and COMMIT.
+    # The session is reset before the tracking statements: they run as the runner's role, with its
+    # settings, and the next migration starts clean.
     prefix = "BEGIN;\n" + "".join(f"{s};\n" for s in limits.set_local_statements())
-    tracking = "".join(render(sql, params) + ";\n" for sql, params in steps) + "COMMIT"
+    tracking = SESSION_RESET_SQL + "".join(render(sql, params) + ";\n" for sql, params in steps) + "COMMIT"
     try:
         with watching(watch, conn.info.backend_pid):
             try:
                 conn.execute(prefix + file.text)
             except psycopg.Error as exc:
                 raise failure(file, server_error(exc, conn), base=-len(prefix)) from None
+        if not in_transaction(conn):
+            raise escaped(conn, file, steps)
         try:
             conn.execute(tracking)
         except psycopg.Error as exc:
@@ -77,6 +81,16 @@ def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits:
     finally:
         if not conn.closed and in_transaction(conn):
             rollback(conn)
+
+
+def escaped(conn: Connection, file: SqlFile, steps: Sequence[Step]) -> MigrationFailed:
+    """The file ended the runner's transaction: what it did before that is committed without its
+    tracking row. Mark the version dirty, honestly, and say so."""
+    if steps:
+        conn.execute(*dirty_mark(steps[-1]))
+    return MigrationFailed(f"{display_path(file)}: the file ended the transaction that holds its tracking row; "
+                           "what ran before that is committed" + (" and the version is marked dirty" if steps else ""),
+                           path=display_path(file), dirty=bool(steps))
 
 
 def rollback(conn: Connection) -> None:
@@ -101,8 +115,11 @@ def _group(conn: Connection, group: Sequence[tuple[SqlFile, Sequence[Step]]], li
                     conn.execute(file.text)
                 except psycopg.Error as exc:
                     raise failure(file, server_error(exc, conn), base=0) from None
+            if not in_transaction(conn):
+                raise escaped(conn, file, [])
             try:
-                conn.execute("".join(render(sql, params) + ";\n" for sql, params in steps))
+                conn.execute(SESSION_RESET_SQL + "".join(f"{s};\n" for s in limits.set_local_statements())
+                             + "".join(render(sql, params) + ";\n" for sql, params in steps))
             except psycopg.Error as exc:
                 raise failure(file, server_error(exc, conn), base=None) from None
         try:
@@ -124,6 +141,7 @@ def run_autocommit(conn: Connection, file: SqlFile, before: Step | None, after: 
         except psycopg.Error as exc:
             raise failure(file, server_error(exc, conn), base=statement.start, dirty=before is not None,
                           statement=statement) from None
+    conn.execute(SESSION_RESET_SQL)
     if after:
         conn.execute(*after)
 

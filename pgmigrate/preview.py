@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from . import tracking
-from .apply import tracking_steps
+from .apply import tracking_for, tracking_steps
 from .config import Limits
 from .discovery import SqlFile, display_path
 from .planning import Plan
-from .psql import set_variable, transaction_script
+from .psql import session_reset, set_variable, transaction_script, variable_cleanup
 
 
 def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target_description: str,
@@ -37,14 +37,18 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
         out.append("BEGIN;" + (f"\n{prelude};" if prelude else ""))
     for step in plan:
         file = step.file
-        steps = tracking_steps(step.migration, step.direction, file.transactional)
+        steps = tracking_steps(step.migration, step.direction, True) if plan.single else \
+            tracking_for(step.migration, step.direction)
         mode = "" if file.transactional else " (no transaction)"
         out.append(f"-- {step.direction} {step.migration.label}: {display_path(file)}{mode}")
         if plan.single:
-            out.append(_body(file).rstrip("\n"))
+            prelude = limits.set_local_sql()
+            out += [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1", *session_reset(),
+                    *([prelude + ";"] if prelude else [])]
             out += [tracking.render(sql, params) + ";" for sql, params in steps]
         else:
-            head, tail = transaction_script(_body(file), steps, limits, transactional=file.transactional)
+            head, tail = transaction_script(_body(file), steps, limits, transactional=file.transactional,
+                                            guard=file.needs_psql, cleanup=variable_cleanup(file, variables))
             out.append(head.rstrip("\n"))
             if tail:
                 out.append(tail.rstrip("\n"))

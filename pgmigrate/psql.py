@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import Limits
-from .db import CHECK_CLIENT_SQL
+from .db import CHECK_CLIENT_SQL, SESSION_RESET
 from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
 from .sqltext import line_of
@@ -91,18 +91,52 @@ def set_variable(name: str, value: str) -> str:
     return f"\\set {name} '{escaped}'"
 
 
-def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, transactional: bool) -> tuple[str, str]:
+ESCAPED = "PM001"  # the SQLSTATE of the guard's error: a file ended the transaction holding its tracking row
+_ESCAPED_RAISE = ("DO $pgmigrate$BEGIN RAISE EXCEPTION USING ERRCODE = '" + ESCAPED + "', MESSAGE = "
+                  "'the file ended the transaction that holds its tracking row (a COMMIT or ROLLBACK in an included "
+                  "file, or one made by \\gexec); what ran before that is committed'; END$pgmigrate$;")
+
+
+def session_reset() -> list[str]:
+    """The session reset (db.SESSION_RESET) as psql lines; query results go nowhere."""
+    return [f"{s} \\g /dev/null" if s.startswith("SELECT") else f"{s};" for s in SESSION_RESET]
+
+
+def variable_cleanup(file: SqlFile, variables: dict[str, str]) -> list[str]:
+    """psql lines that undo the file's own ``\\set``s, so that the next file starts with only the
+    runner's variables (``--set``)."""
+    names = {m.args[0] for m in file.scan.meta_commands if m.name == "\\set" and m.args}
+    return [set_variable(n, variables[n]) if n in variables else f"\\unset {n}" for n in sorted(names)]
+
+
+def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, transactional: bool,
+                       guard: bool = False, cleanup: Sequence[str] = (), ready: str | None = None) -> tuple[str, str]:
     """The two halves of one migration as psql runs it: up to and after the point of no return.
 
-    ``body`` is the file's content or an ``\\i`` of it. Transactional: ``BEGIN`` ... tracking /
-    ``COMMIT``. Not transactional: dirty mark, the file, clean mark / nothing."""
+    ``body`` is the file's content or an ``\\i`` of it. Not transactional: dirty mark, the file,
+    the session reset, clean mark / nothing. Transactional: ``BEGIN`` ... reset, tracking /
+    ``COMMIT``. With ``guard`` (psql-run files, whose includes and ``\\gexec`` cannot be read
+    beforehand), the tracking row is written dirty first and made clean only if the transaction is
+    still the one that was opened; else the file's escape is an error (SQLSTATE PM001) and the row
+    stays dirty. ``ready``: a line run once the file has run and its row is written, before COMMIT."""
     rendered = [render(sql, params) + ";" for sql, params in steps]
-    if transactional:
-        prelude = limits.set_local_sql()
-        head = "BEGIN;\n" + (prelude + ";\n" if prelude else "")
-        return head + body.rstrip("\n") + "\n" + "\n".join(rendered) + "\n", "COMMIT;\n"
-    before, after = rendered[0], rendered[1:]
-    return before + "\n" + body.rstrip("\n") + "\n" + "\n".join(after) + "\n", ""
+    reset = session_reset()
+    tail_lines = [*cleanup]
+    if not transactional:
+        lines = [*rendered[:1], body.rstrip("\n"), "\\set ON_ERROR_STOP 1", *reset, *rendered[1:], *cleanup,
+                 *([ready] if ready else [])]
+        return "\n".join(lines) + "\n", ""
+    prelude = limits.set_local_sql()
+    head = ["BEGIN;", *([prelude + ";"] if prelude else [])]
+    if not guard:
+        head += [body.rstrip("\n"), *reset, *rendered, *([ready] if ready else [])]
+        return "\n".join(head) + "\n", "\n".join(["COMMIT;", *tail_lines]) + "\n"
+    before, after = (rendered[:1], rendered[1:]) if len(rendered) > 1 else ([], rendered)
+    head += [*before, "SELECT txid_current() AS pgmigrate_xid \\gset", body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
+             "\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
+             "\\if :pgmigrate_same", *reset, *after, *([ready] if ready else []),
+             "\\else", "ROLLBACK;", *before, _ESCAPED_RAISE, "\\endif"]
+    return "\n".join(head) + "\n", "\n".join(["COMMIT;", *tail_lines]) + "\n"
 
 
 def _death_signal_wrapper() -> list[str]:
@@ -189,6 +223,10 @@ class PsqlSession:
         """Ask psql to echo a marker and wait for it (returned, psql variables expanded); if psql
         exits instead, raise its error."""
         self._send(f"\\echo {self.token} {word}\n")
+        return self._wait(file, dirty=dirty)
+
+    def _wait(self, file: SqlFile | list[SqlFile] | None, *, dirty: bool = False) -> str:
+        """The next marker psql echoes; if psql exits instead, raise its error."""
         line = self.lines.get()
         if line is None:
             raise self._failure(file, dirty=dirty)
@@ -222,7 +260,8 @@ class PsqlSession:
             self.start()
         included = _includable(file)
         path = included.__enter__()  # a BOM-less copy lives until the file is collected
-        head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=True)
+        head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=True, guard=True,
+                                        cleanup=variable_cleanup(file, self.variables))
         self.queued.append((file, included))
         self._send(f"{head}{tail}\\echo {self.token} done\n")
 
@@ -281,26 +320,33 @@ class PsqlSession:
         if self.proc is None:
             self.start()
         with _includable(file) as path:
-            head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=transactional)
+            head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=transactional,
+                                            guard=transactional, cleanup=variable_cleanup(file, self.variables),
+                                            ready=f"\\echo {self.token} ready")
             self._send(head)
-            self._sync("ready", file, dirty=not transactional)
+            self._wait(file, dirty=not transactional)
         if tail:  # without PDEATHSIG the COMMIT is sent only once psql has run the whole file
             self._send(tail)
             self._sync("done", file)
 
     def run_group(self, group: Sequence[tuple[SqlFile, Sequence[Step]]], limits: Limits) -> None:
-        """Several files, each with its tracking steps, in ONE transaction (``--single-transaction``)."""
+        """Several files, each with its tracking steps, in ONE transaction (``--single-transaction``),
+        the session reset after each, the transaction proved to be the one opened before COMMIT."""
         if self.proc is None:
             self.start()
+        prelude = [limits.set_local_sql() + ";"] if limits.set_local_sql() else []
         with contextlib.ExitStack() as stack:
-            paths = [stack.enter_context(_includable(file)) for file, _ in group]
-            prelude = limits.set_local_sql()
-            script = ["BEGIN;", *([prelude + ";"] if prelude else [])]
-            for (_, steps), path in zip(group, paths, strict=True):
-                script.append(f"\\i {quote_meta_arg(path)}")
-                script += [render(sql, params) + ";" for sql, params in steps]
+            script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
+            for file, steps in group:
+                path = stack.enter_context(_includable(file))
+                script += [f"\\i {quote_meta_arg(path)}", "\\set ON_ERROR_STOP 1", *session_reset(), *prelude,
+                           *(render(sql, params) + ";" for sql, params in steps),
+                           *variable_cleanup(file, self.variables)]
+            script += ["\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
+                       "\\if :pgmigrate_same", f"\\echo {self.token} ready", "\\else", "ROLLBACK;", _ESCAPED_RAISE,
+                       "\\endif"]
             self._send("\n".join(script) + "\n")
-            self._sync("ready", [file for file, _ in group])
+            self._wait([file for file, _ in group])
             self._send("COMMIT;\n")
             self._sync("done", [group[-1][0]])
 
@@ -385,6 +431,8 @@ def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool) -> 
                 break
         if "syntax error at or near \":" in rest and file is not None:
             details.append("hint: a psql variable may be unset")
+        if state == ESCAPED:  # the guard found the transaction gone: the row it wrote first stays dirty
+            return MigrationFailed(f"{where}: {rest}", path=where, sqlstate=state, dirty=True)
         suffix = f" (SQLSTATE {state})" if state else ""
         return MigrationFailed(f"{location}: {rest}{suffix}", path=location, line=line, sqlstate=state,
                                details=details, dirty=dirty)

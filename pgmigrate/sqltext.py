@@ -26,9 +26,19 @@ _ID_CONT_OR_DOLLAR = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
 _DOLLAR_TAG = re.compile(rf"\$({_ID_START}{_ID_CONT}*)?\$")
 _COPY_FROM_STDIN = re.compile(r"^\s*COPY\b.*\bFROM\s+STDIN\b", re.IGNORECASE | re.DOTALL)
 _TXN_CONTROL = re.compile(
-    r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b(?!\s+ATOMIC)",
+    r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b(?!\s+ATOMIC)"
+    r"(?!\s+((WORK|TRANSACTION)\s+)?TO\b)",  # ROLLBACK TO SAVEPOINT stays inside the transaction
     re.IGNORECASE,
 )
+# Statements PostgreSQL refuses to run inside a transaction block.
+_NO_TXN = re.compile(
+    r"^\s*(CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY|DROP\s+INDEX\s+CONCURRENTLY|REINDEX\b[^;]*?\bCONCURRENTLY"
+    r"|VACUUM|CREATE\s+DATABASE|DROP\s+DATABASE|ALTER\s+SYSTEM|CREATE\s+TABLESPACE|DROP\s+TABLESPACE"
+    r"|ALTER\s+DATABASE\s+\S+\s+SET\s+TABLESPACE|CREATE\s+SUBSCRIPTION|DROP\s+SUBSCRIPTION|CLUSTER\s*;?\s*$)\b",
+    re.IGNORECASE,
+)
+_ADD_ENUM_VALUE = re.compile(r"^\s*ALTER\s+TYPE\s+.+?\s+ADD\s+VALUE\s+(IF\s+NOT\s+EXISTS\s+)?'((?:[^']|'')*)'",
+                             re.IGNORECASE | re.DOTALL)
 _VARIABLE = re.compile(rf":(['\"])({_ID_START}{_ID_CONT}*)\1")
 _ROUTINE = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)\b", re.IGNORECASE)
 _NEWLINE = re.compile(r"\r\n?|\n")
@@ -56,14 +66,25 @@ class Statement(namedtuple("Statement", "text start line buffer_line", defaults=
         return self.text.strip().splitlines()[0] if self.text.strip() else ""
 
 
+class MetaCommand(namedtuple("MetaCommand", "line name text")):
+    """A psql backslash command: its line, its name (``\\set``) and its whole text."""
+
+    __slots__ = ()
+
+    @property
+    def args(self) -> list[str]:
+        return self.text.split()[1:]
+
+
 class Scan:
     """What one pass over a file found."""
 
     def __init__(self) -> None:
         self.statements: list[Statement] = []
-        self.meta_commands: list[tuple[int, str]] = []  # (line, command)
+        self.meta_commands: list[MetaCommand] = []
         self.copy_stdin_lines: list[int] = []
         self.transaction_control: list[tuple[int, str]] = []  # (line, keyword)
+        self.no_transaction: list[tuple[int, str]] = []  # (line, what) of statements a transaction refuses
         self.variables: list[tuple[int, str]] = []  # (line, name) of :'x' and :"x"
 
     @property
@@ -161,6 +182,7 @@ class _Lexer:
         self.n = len(text)
         self.scan = Scan()
         self._lead: int | None = None  # line of a block comment that opens psql's buffer for the next statement
+        self._enum_values: dict[str, int] = {}  # label -> line of the ALTER TYPE ... ADD VALUE that adds it
         self._line_at = (0, 1)  # (offset, line there): lines are counted forward from the last one asked
 
     def _line(self, offset: int) -> int:
@@ -234,10 +256,23 @@ class _Lexer:
         m = _TXN_CONTROL.match(body)
         if m:
             self.scan.transaction_control.append((line, m.group(1).upper()))
+        self._check_no_transaction(body, line)
         if _COPY_FROM_STDIN.match(body):
             self.scan.copy_stdin_lines.append(line)
             return self._copy_data_end(end)
         return end
+
+    def _check_no_transaction(self, body: str, line: int) -> None:
+        m = _NO_TXN.match(body)
+        if m:
+            self.scan.no_transaction.append((line, " ".join(m.group(1).split()).upper()))
+        for label, added in self._enum_values.items():
+            if f"'{label}'" in body:
+                self.scan.no_transaction.append(
+                    (line, f"a use of the enum value '{label}' added on line {added} (in the same transaction)"))
+        m = _ADD_ENUM_VALUE.match(body)
+        if m:
+            self._enum_values[m.group(2)] = line
 
     def _variable(self, i: int) -> int:
         """A psql variable interpolated as a literal (``:'name'``) or identifier (``:"name"``)."""
@@ -300,7 +335,13 @@ class _Lexer:
         end = self._line_end(i)
         command = self.text[i:end].strip()
         name = command.split()[0] if command.split() else command
-        self.scan.meta_commands.append((self._line(i), name))
+        line = self._line(i)
+        self.scan.meta_commands.append(MetaCommand(line, name, command))
+        if command.startswith("\\;"):  # 'SELECT 1 \\; COMMIT': statements joined into one query, as psql sends them
+            for part in command.split("\\;"):
+                m = _TXN_CONTROL.match(part)
+                if m:
+                    self.scan.transaction_control.append((line, m.group(1).upper()))
         return end
 
     def _copy_data_end(self, i: int) -> int:

@@ -66,6 +66,14 @@ SELECT_SQL = (
     "SELECT version, description, checksum, extract(epoch FROM applied_at), execution_ms, applied_by, dirty "
     f"FROM {QUALIFIED} ORDER BY version"
 )
+
+
+def dirty_mark(step: Step) -> Step:
+    """The statement that marks dirty what ``step`` (a RECORD or DELETE) would have recorded cleanly."""
+    sql, params = step
+    return (MARK_DIRTY_SQL if sql == RECORD_SQL else MARK_DIRTY_FOR_DOWN_SQL), params
+
+
 NEWEST_SQL = f"SELECT version, dirty FROM {QUALIFIED} ORDER BY version DESC LIMIT 1"
 
 # Tracking tables of other tools, looked for in one catalog query (ar_internal_metadata only tells

@@ -35,7 +35,7 @@ def test_split_keeps_parenthesised_semicolons_and_reports_lines():
 def test_psql_features_are_detected():
     scan = sqltext.scan_sql("\\set n 3\nCOPY t FROM stdin;\n1\t'x;\n\\.\nSELECT :'who', :\"col\", 1::int;\n")
     assert scan.needs_psql
-    assert [c for _, c in scan.meta_commands] == ["\\set"]
+    assert [c.name for c in scan.meta_commands] == ["\\set"]
     assert scan.copy_stdin_lines == [2]
     assert scan.variables == [(5, "who"), (5, "col")]
     assert len(scan.statements) == 2  # the COPY data block is not a statement
