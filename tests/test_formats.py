@@ -168,6 +168,7 @@ def test_supabase_pg_dump_search_path_stays_in_its_migration(src, tmp_path, cli)
     assert cli("--dir", str(dest), "import", "--from", "supabase", str(src)).returncode == 0
     first = (dest / "20240101120000_remote_schema.up.sql").read_text()
     assert "SELECT pg_catalog.set_config('search_path', '', true);" in first
+    assert "SET LOCAL check_function_bodies = false;" in first and "SET LOCAL statement_timeout = 0;" in first
     second = (dest / "20240102120000_add_trigger.up.sql").read_text()
     assert not re.search(r"^\s*(BEGIN|COMMIT);", second, re.M)  # the wrapper went: the runner wraps each file
 

@@ -26,11 +26,21 @@ _NON_TRANSACTIONAL = re.compile(
 )
 _BEGIN = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?\s*;?\s*$", re.IGNORECASE)
 _COMMIT = re.compile(r"^\s*(COMMIT|END)(\s+(WORK|TRANSACTION))?\s*;?\s*$", re.IGNORECASE)
-# pg_dump (and 'supabase db pull') empty the search_path for the rest of the session; in a migration
-# that runs in a transaction with others after it, only this migration should be affected.
+# pg_dump (and 'supabase db pull') start with settings for the rest of the session, the search_path
+# emptied among them. Run by psql, a file is its own session; here migrations share one, so in a
+# file that runs in a transaction they are made transaction-local: only that migration sees them.
 _SESSION_SEARCH_PATH = re.compile(
     r"^(\s*SELECT\s+pg_catalog\.set_config\('search_path',\s*'[^']*',\s*)false(\s*\)\s*;)", re.IGNORECASE | re.MULTILINE
 )
+_PG_DUMP_SET = re.compile(
+    r"^SET(\s+(statement_timeout|lock_timeout|idle_in_transaction_session_timeout|transaction_timeout|"
+    r"client_encoding|standard_conforming_strings|check_function_bodies|xmloption|client_min_messages|row_security|"
+    r"default_tablespace|default_table_access_method|default_with_oids)\s*=)", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _local_settings(text: str) -> str:
+    return _PG_DUMP_SET.sub(r"SET LOCAL\1", _SESSION_SEARCH_PATH.sub(r"\1true\2", text))
 _LEADING_VERSION = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
 
 
@@ -97,7 +107,7 @@ def up_file(text: str, *, transaction: bool = True) -> str:
     if not sqltext.has_statements(text):
         text = (text + "\n" if text else "") + EMPTY_UP
     elif transaction:
-        text = _SESSION_SEARCH_PATH.sub(r"\1true\2", text)
+        text = _local_settings(text)
     return (NO_TRANSACTION + "\n" if not transaction else "") + text
 
 
@@ -110,7 +120,7 @@ def down_file(text: str | None, *, transaction: bool = True) -> str | None:
     if not sqltext.has_statements(text):
         return (text + "\n" if text else "") + NOOP_DOWN
     if transaction:
-        text = _SESSION_SEARCH_PATH.sub(r"\1true\2", text)
+        text = _local_settings(text)
     return (NO_TRANSACTION + "\n" if not transaction else "") + text
 
 

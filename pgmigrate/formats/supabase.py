@@ -5,9 +5,9 @@ applied migration.
 The version is the timestamp (``20240101120000_init.sql`` becomes ``20240101120000_init.up.sql``);
 the CLI applies files in name order, and import refuses numbers that give another order. The files
 are sent as they are, so a ``BEGIN;``/``COMMIT;`` wrapper goes and statements that cannot run in a
-transaction give ``-- migrate:no-transaction``. The ``set_config('search_path', '', false)`` line
-that ``supabase db pull`` (pg_dump) writes is made transaction-local, so it cannot leak into the
-migrations after it. Supabase keeps no down migrations.
+transaction give ``-- migrate:no-transaction``. The session settings ``supabase db pull`` (pg_dump)
+writes at the top (``set_config('search_path', '', false)``, ``SET check_function_bodies``...) are made
+transaction-local, so they cannot leak into the migrations after it. Supabase keeps no down migrations.
 """
 
 from __future__ import annotations
