@@ -151,9 +151,3 @@ def wrapped_in_transaction(text: str) -> bool:
     statements = scan.statements
     return (len(scan.transaction_control) == 2 and len(statements) >= 2 and bool(_BEGIN.match(statements[0].text))
             and bool(_COMMIT.match(statements[-1].text)))
-
-
-def plain_sql(path: Path, text: str | None = None) -> tuple[str, str | None]:
-    """``(up, down)`` for a file a tool sends as it is, with no down: see ``adapt_transactions``."""
-    up_text, transactional = adapt_transactions(read_text(path) if text is None else text)
-    return up_file(up_text, transaction=transactional), None
