@@ -244,7 +244,7 @@ def test_database_the_tool_built_is_adopted_and_nothing_runs_twice(tool, src, tm
     assert audit(db_url) == ["init", "trigger", "index"]
 
 
-def test_prisma_0_init_maps_to_version_1_in_import_and_adopt(src, db_url, tmp_path, cli):
+def test_prisma_versions_come_from_the_folder_name():
     assert formats.get("prisma").identify("_prisma_migrations", {c: "text" for c in (
         "migration_name", "finished_at", "rolled_back_at", "started_at")}, set())
     from pgmigrate.formats.prisma import version_of
