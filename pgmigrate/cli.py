@@ -208,16 +208,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ (drift)")
 
     p = add("adopt", "take over a database another tool manages: move its history into schema_migrations")
-    p.add_argument("--from", dest="tool", metavar="TOOL",
-                   choices=["golang-migrate", "dbmate", "rails", "sea-orm", "goose", "flyway", "schema_version"],
-                   help="the tool (found automatically when there is only one)")
-    p.add_argument("--dry-run", action="store_true", help="print what would be done; change nothing")
-    p.add_argument("--keep", action="store_true", help="leave the old table as it is (default: rename it)")
+    if not isinstance(p, _Unused):
+        from . import formats
+
+        p.add_argument("--from", dest="tool", metavar="TOOL", choices=formats.names(adoptable=True),
+                       help=f"the tool: {', '.join(formats.names(adoptable=True))} (found from the tables when there "
+                       "is only one)")
+        p.add_argument("--table", metavar="SCHEMA.NAME",
+                       help="the other tool's tracking table, when several are found (every schema is searched)")
+        p.add_argument("--dry-run", action="store_true", help="print what would be done; change nothing")
+        p.add_argument("--keep", action="store_true", help="leave the old table as it is (default: rename it)")
 
     p = add("import", "convert another tool's migrations folder into NNNNNN_name.up.sql/.down.sql files")
-    p.add_argument("--from", dest="tool", required=True, metavar="TOOL",
-                   choices=["dbmate", "goose", "flyway", "golang-migrate"])
-    p.add_argument("source", metavar="SRC", help="the other tool's migrations folder")
+    if not isinstance(p, _Unused):
+        from . import formats
+
+        p.add_argument("--from", dest="tool", required=True, metavar="TOOL", choices=formats.names(importable=True),
+                       help=f"the tool: {', '.join(formats.names(importable=True))}")
+        p.add_argument("source", metavar="SRC", help="the other tool's migrations folder")
 
     p = add("psql", "open psql on the configured database (extra arguments go to psql)")
     p.add_argument("psql_args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -468,7 +476,8 @@ def cmd_dump_schema(args, printer) -> int:
 def cmd_adopt(args, printer) -> int:
     from .adopt import adopt
 
-    for line in adopt(_settings(args), tool=args.tool, dry_run=args.dry_run, keep=args.keep, on_note=printer.note):
+    for line in adopt(_settings(args), tool=args.tool, table=args.table, dry_run=args.dry_run, keep=args.keep,
+                      on_note=printer.note):
         printer.line(line)
     return EXIT_OK
 
@@ -476,7 +485,7 @@ def cmd_adopt(args, printer) -> int:
 def cmd_import(args, printer) -> int:
     from .importer import import_folder
 
-    for path in import_folder(args.tool, Path(args.source), _settings(args).migrations_dir):
+    for path in import_folder(args.tool, Path(args.source), _settings(args).migrations_dir, printer.note):
         printer.line(str(path))
     return EXIT_OK
 

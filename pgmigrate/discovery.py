@@ -21,6 +21,7 @@ MAX_VERSION = 2**63 - 1
 LARGE_FILE = 16 * 1024 * 1024  # bytes
 MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$", re.ASCII)  # \d: 0-9 only
 LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL | re.ASCII)
+REPEATABLE_NAME = re.compile(r"^R__.+\.sql$")  # Flyway's repeatable migrations, kept by 'import --from flyway'
 DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")
 KNOWN_DIRECTIVES = {"no-transaction"}
 
@@ -146,7 +147,7 @@ class SqlFile:
         if not self.scan.has_content:
             raise FileError(
                 f"{self.path}: the file has no SQL statements; write the migration, or put "
-                "'SELECT 1;' in it to record a deliberate no-op"
+                "'SELECT 1;' in it to record a deliberate no-op" + self._foreign_hint()
             )
         for meta in self.scan.meta_commands:
             problem = _ESCAPES.get(meta.name)
@@ -158,11 +159,21 @@ class SqlFile:
         if self.transactional and self.scan.transaction_control:
             line, keyword = self.scan.transaction_control[0]
             raise FileError(f"{self.path}:{line}: {keyword} would end the transaction the runner wraps the "
-                            "migration in (and its tracking row); remove it", remedy=Remedy("no-transaction"))
+                            "migration in (and its tracking row); remove it" + self._foreign_hint(),
+                            remedy=Remedy("no-transaction"))
         if self.transactional and self.scan.no_transaction:
             line, what = self.scan.no_transaction[0]
             raise FileError(f"{self.path}:{line}: {what} cannot run inside a transaction, and this file runs "
                             "in one", remedy=Remedy("no-transaction"))
+
+
+    def _foreign_hint(self) -> str:
+        """For a refused file that looks like another tool's (a golang-migrate one wrapped in
+        BEGIN/COMMIT, say): how to convert the whole folder."""
+        from . import formats
+
+        hint = formats.explain_file(self)
+        return f"; {hint}" if hint else ""
 
 
 # psql meta-commands a migration may not use: each would escape the transaction that records it.
@@ -177,7 +188,9 @@ _ESCAPES = {
 def _is_on(args: list[str]) -> bool:
     """Whether psql reads these \\set values as true (``\\set ON_ERROR_STOP on`` keeps what the runner set)."""
     value = "".join(args).strip("'").lower()
-    return bool(value) and any(word.startswith(value) for word in ("true", "yes", "on")) and value != "o" or value == "1"
+    if value == "1":
+        return True
+    return bool(value) and value != "o" and any(word.startswith(value) for word in ("true", "yes", "on"))
 
 
 _ERROR_STOP = ("ON_ERROR_STOP would let psql go on after an error, and a failed migration could be recorded as "
@@ -255,6 +268,7 @@ def scan_folder(path: Path) -> Folder:
         )
     seen: dict[tuple[int, str], str] = {}
     found: dict[int, Migration] = {}
+    ignored: list[str] = []
     base = os.fspath(path)
     for filename in sorted(os.listdir(base)):  # names, not Path objects: a tenth of the time for 1000 files
         entry = os.path.join(base, filename)
@@ -264,8 +278,7 @@ def scan_folder(path: Path) -> Folder:
             folder.problems.append(str(exc))
             continue
         if parsed is None:
-            if filename.endswith(".sql"):
-                folder.warnings.append(f"{entry}: ignored, not a migration file name (NNNN_name.up.sql or .down.sql)")
+            ignored.append(filename)
             continue
         version, name, direction = parsed
         other = seen.get((version, direction))
@@ -290,7 +303,34 @@ def scan_folder(path: Path) -> Folder:
             )
             continue
         folder.migrations.append(migration)
+    if ignored:
+        _check_ignored(folder, ignored)
     return folder
+
+
+def _check_ignored(folder: Folder, ignored: list[str]) -> None:
+    """What is not a migration file: another tool's folder is an error naming the import that
+    converts it; Flyway-style repeatable migrations are skipped with a note; stray SQL gets a warning."""
+    from . import formats
+
+    base = os.fspath(folder.path)
+    foreign = formats.recognise_folder(folder.path, ignored)
+    if foreign:
+        fmt, example = foreign
+        mine = f"; if {example} is one of yours, rename it NNNN_name.up.sql" if folder.migrations else ""
+        folder.problems.append(
+            f"{os.path.join(base, example)}: {base} looks like a {fmt.title} migrations folder ({fmt.folder_pattern}), "
+            f"which this runner does not read (NNNN_name.up.sql / .down.sql); convert it with 'scripts/migrate.py "
+            f"import --from {fmt.name} {base} --dir NEW_FOLDER' and use NEW_FOLDER as --dir / MIGRATIONS_DIR{mine}"
+        )
+        return
+    for filename in ignored:
+        entry = os.path.join(base, filename)
+        if REPEATABLE_NAME.match(filename):
+            folder.warnings.append(f"{entry}: repeatable migration, skipped: this runner does not apply R__ files yet; "
+                                   f"after 'up', run it with 'scripts/migrate.py psql -f {entry}' when it changes")
+        elif filename.endswith(".sql"):
+            folder.warnings.append(f"{entry}: ignored, not a migration file name (NNNN_name.up.sql or .down.sql)")
 
 
 def load_folder(path: Path, warn: Callable[[str], None], *, strict: bool = True) -> Folder:

@@ -76,24 +76,25 @@ def dirty_mark(step: Step) -> Step:
 
 NEWEST_SQL = f"SELECT version, dirty FROM {QUALIFIED} ORDER BY version DESC LIMIT 1"
 
-# Tracking tables of other tools, looked for in one catalog query (ar_internal_metadata only tells
-# a Rails schema_migrations from dbmate's, which has the same shape).
-FOREIGN_TABLES = ("schema_migrations", "seaql_migrations", "goose_db_version", "flyway_schema_history",
-                  "schema_version", "ar_internal_metadata")
+_SHAPE_SQL: list[str] = []
 
 
 def shape_sql() -> str:
-    """One catalog query for our table and the other tools' (constants only: no parameters, so the
-    read-only path can run it as it is)."""
-    names = ", ".join(f"'{t}'" for t in FOREIGN_TABLES)
-    return f"""
-SELECT c.relname, string_agg(a.attname, ',' ORDER BY a.attnum),
+    """One catalog query for our table and the other tools' tables where those tools keep them
+    (``pgmigrate/formats/``); constants only, no parameters, so the read-only path can run it as it is."""
+    if not _SHAPE_SQL:
+        from . import formats
+
+        places = ", ".join(f"('{schema}', '{table}')" for schema, table in formats.home_locations())
+        _SHAPE_SQL.append(f"""
+SELECT n.nspname, c.relname, string_agg(a.attname, ',' ORDER BY a.attnum),
        string_agg(format_type(a.atttypid, NULL), ',' ORDER BY a.attnum)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE n.nspname = '{SCHEMA}' AND c.relname IN ({names}) AND c.relkind IN ('r', 'p')
-GROUP BY c.relname"""
+WHERE (n.nspname, c.relname) IN (('{SCHEMA}', '{TABLE}'), {places}) AND c.relkind IN ('r', 'p')
+GROUP BY 1, 2""")
+    return _SHAPE_SQL[0]
 
 
 Query = Callable[[str], list[tuple]]
@@ -115,7 +116,7 @@ class Row(namedtuple("Row", COLUMNS)):
 
 class Shape(namedtuple("Shape", "ours foreign")):
     """What the tracking-table catalog query found: ``ours`` (bool), and ``foreign``, the other
-    tools' tables found, as table -> (columns, types)."""
+    tools' tables found where they keep them, as (schema, table) -> {column: type}."""
 
     __slots__ = ()
 
@@ -123,55 +124,26 @@ class Shape(namedtuple("Shape", "ours foreign")):
     def exists(self) -> bool:
         return self.ours
 
-    def foreign_tool(self) -> tuple[str, str] | None:
-        """``(tool, table)`` of the first other tool's table found, if ours is absent.
-
-        ``tool`` is what ``adopt --from`` takes (golang-migrate, dbmate, rails, sea-orm, goose,
-        flyway, schema_version)."""
+    def foreign_tool(self):
+        """``(format, schema, table)`` of the first other tool's table found, if ours is absent."""
         if self.ours:
             return None
-        for table in FOREIGN_TABLES:
-            if table not in self.foreign:
-                continue
-            tool = identify(table, *self.foreign[table])
-            if tool == "dbmate" and "ar_internal_metadata" in self.foreign:
-                tool = "rails"
-            if tool:
-                return tool, table
-        return None
+        from . import formats
 
-
-def identify(table: str, columns: list[str], types: list[str]) -> str | None:
-    """The tool (as ``adopt --from`` names it) that made a table of this shape, or None if it is not
-    a tracking table we know. A Rails ``schema_migrations`` looks exactly like dbmate's: this says
-    ``dbmate`` and ``Shape.foreign_tool`` tells them apart by Rails' ``ar_internal_metadata``."""
-    cols = set(columns)
-    type_of = dict(zip(columns, types))
-    if table == "schema_migrations":
-        if cols == {"version", "dirty"}:
-            return "golang-migrate"
-        if cols == {"version"} and type_of["version"] in ("character varying", "text", "character"):
-            return "dbmate"
+        for (schema, table), columns in sorted(self.foreign.items()):
+            beside = {t for s, t in self.foreign if s == schema}
+            fmt = formats.identify(formats.Found(schema, table, columns), beside)
+            if fmt:
+                return fmt, schema, table
         return None
-    if table == "seaql_migrations" and {"version", "applied_at"} <= cols:
-        return "sea-orm"
-    if table == "goose_db_version" and {"version_id", "is_applied"} <= cols:
-        return "goose"
-    flyway = {"installed_rank", "version", "description", "type", "script", "success"}
-    if table in ("flyway_schema_history", "schema_version") and flyway <= cols:
-        return "flyway"  # Flyway before version 5 called its table schema_version
-    if table == "schema_version" and {"version", "applied_at"} <= cols:
-        return "schema_version"
-    return None
 
 
 def read_shape(source: Any) -> Shape:
     rows = as_query(source)(shape_sql())
-    found = {name: (cols.split(","), types.split(",")) for name, cols, types in rows}
-    ours_cols = found.get(TABLE, ([], []))[0]
-    ours = set(COLUMNS) <= set(ours_cols)
+    found = {(schema, name): dict(zip(cols.split(","), types.split(","))) for schema, name, cols, types in rows}
+    ours = set(COLUMNS) <= set(found.get((SCHEMA, TABLE), ()))
     if ours:
-        found.pop(TABLE)
+        found.pop((SCHEMA, TABLE))
     return Shape(ours=ours, foreign=found)
 
 
@@ -182,18 +154,13 @@ def refuse_foreign(shape: Shape) -> None:
         return
     hit = shape.foreign_tool()
     if hit:
-        tool, table = hit
-        name = {
-            "golang-migrate": "golang-migrate", "dbmate": "dbmate", "rails": "Rails (ActiveRecord)",
-            "sea-orm": "sea-orm-cli", "goose": "goose", "flyway": "Flyway",
-            "schema_version": "a hand-rolled migration script",
-        }.get(tool, tool)
+        fmt, schema, table = hit
         raise StateError(
-            f"{SCHEMA}.{table} is the tracking table of {name}, not of this runner, and nothing was changed",
-            remedy=Remedy("adopt", name=tool),
+            f"{schema}.{table} is the tracking table of {fmt.title}, not of this runner, and nothing was changed",
+            remedy=Remedy("adopt", name=fmt.name),
         )
-    if TABLE in shape.foreign:
-        columns = ", ".join(shape.foreign[TABLE][0])
+    if (SCHEMA, TABLE) in shape.foreign:
+        columns = ", ".join(shape.foreign[(SCHEMA, TABLE)])
         raise StateError(
             f"{QUALIFIED} exists but is not this runner's tracking table (columns: {columns}) nor one "
             "'adopt' knows; rename it or move it to another schema, then run the command again"

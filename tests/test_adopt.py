@@ -47,6 +47,26 @@ ALTER TABLE "public"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_histo
 CREATE INDEX "flyway_schema_history_s_idx" ON "public"."flyway_schema_history" ("success");"""
 SEA_ORM_DDL = 'CREATE TABLE IF NOT EXISTS "seaql_migrations" ( "version" varchar NOT NULL PRIMARY KEY, ' \
     '"applied_at" bigint NOT NULL )'
+PRISMA_DDL = """CREATE TABLE "_prisma_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)"""
+PRISMA_INSERT = ('INSERT INTO "_prisma_migrations" ("id", "checksum", "migration_name", "started_at", "finished_at", '
+                 '"rolled_back_at", "applied_steps_count", "logs") '
+                 "VALUES (gen_random_uuid()::text, %s, %s, %s, %s, %s, %s, %s)")
+SUPABASE_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS supabase_migrations",
+    "CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY)",
+    "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[]",
+    "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text",
+]
+SUPABASE_INSERT = "INSERT INTO supabase_migrations.schema_migrations(version, name, statements) VALUES($1, $2, $3)"
 SCHEMA_VERSION_DDL = ("CREATE TABLE schema_version (version integer PRIMARY KEY, "
                       "applied_at timestamptz NOT NULL DEFAULT now(), description text)")
 
@@ -109,8 +129,12 @@ def goose(url, v):
         run(url, insert, params=(version, applied, at))
 
 
+FLYWAY_TEXT = {10000: "1", 10100: "1.1", 20003: "2.0.3", 20000: "2", 30000: "3", 40000: "4.0"}  # ours -> Flyway's
+
+
 def flyway(url, v):
     run(url, FLYWAY_DDL)
+    v = [FLYWAY_TEXT[x] for x in v]
     insert = ('INSERT INTO "public"."flyway_schema_history" ("installed_rank", "version", "description", "type", '
               '"script", "checksum", "installed_by", "installed_on", "execution_time", "success") '
               "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
@@ -119,6 +143,22 @@ def flyway(url, v):
     run(url, insert, params=(2, str(v[1]), "add email", "SQL", f"V{v[1]}__add_email.sql", 102, "deployer", T2, 16,
                              True))
     run(url, insert, params=(3, None, "views", "SQL", "R__views.sql", 103, "deployer", T2, 3, True))
+
+
+def prisma(url, v):
+    run(url, PRISMA_DDL)
+    for version, (name, _, _), at in zip(v[:2], MIGRATIONS, (T1, T2)):
+        run(url, PRISMA_INSERT, params=("0" * 64, f"{version}_{name}", at, at, None, 1, None))
+    # the third failed once and was marked rolled back with 'prisma migrate resolve --rolled-back'
+    run(url, PRISMA_INSERT, params=("0" * 64, f"{v[2]}_{MIGRATIONS[2][0]}", T3, None, T3, 0, "error: ..."))
+
+
+def supabase(url, v):
+    run(url, *SUPABASE_DDL)
+    for version, (name, up, _) in zip(v[:2], MIGRATIONS):
+        with psycopg.connect(url, autocommit=True) as conn:  # the CLI's own statement, as it sends it
+            conn.execute(SUPABASE_INSERT.replace("$1", "%s").replace("$2", "%s").replace("$3", "%s"),
+                         (str(version), name, [up]))
 
 
 def sea_orm(url, v):
@@ -145,6 +185,7 @@ class Tool:
     versions: list[int]
     setup: Callable[[str, list[int]], None]
     times_known: bool
+    schema: str = "public"
 
 
 STAMPS = [20240101120000, 20240102120000, 20240103120000]
@@ -153,7 +194,10 @@ TOOLS = [
     Tool("dbmate", "schema_migrations", "schema_migrations_dbmate", STAMPS, dbmate, False),
     Tool("rails", "schema_migrations", "schema_migrations_rails", STAMPS, rails, False),
     Tool("goose", "goose_db_version", "goose_db_version_old", [1, 2, 3], goose, True),
-    Tool("flyway", "flyway_schema_history", "flyway_schema_history_old", [1, 2, 3], flyway, True),
+    Tool("flyway", "flyway_schema_history", "flyway_schema_history_old", [10000, 10100, 20003], flyway, True),
+    Tool("prisma", "_prisma_migrations", "_prisma_migrations_old", STAMPS, prisma, True),
+    Tool("supabase", "schema_migrations", "schema_migrations_supabase", STAMPS, supabase, False,
+         "supabase_migrations"),
     Tool("sea-orm", "seaql_migrations", "seaql_migrations_old", [20240101000001, 20240101000002, 20240101000003],
          sea_orm, True),
     Tool("schema_version", "schema_version", "schema_version_old", [1, 2, 3], schema_version, True),
@@ -170,8 +214,8 @@ def states(data: dict) -> list[tuple[int, str]]:
     return [(m["version"], m["state"]) for m in data["migrations"]]
 
 
-def snapshot(url: str, table: str) -> list[tuple]:
-    return query(url, f'SELECT * FROM "{table}" ORDER BY 1')
+def snapshot(url: str, table: str, schema: str = "public") -> list[tuple]:
+    return query(url, f'SELECT * FROM "{schema}"."{table}" ORDER BY 1')
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=[t.name for t in TOOLS])
@@ -180,18 +224,19 @@ def test_adopt_then_up_applies_only_what_is_missing(tool, db_url, mdir, cli):
     sums = write_folder(mdir, v)
     tool.setup(db_url, v)
     apply_directly(db_url, 2)
-    history = snapshot(db_url, tool.table)
+    history = snapshot(db_url, tool.table, tool.schema)
 
     r = cli("--dir", str(mdir), "adopt", url=db_url)  # no --from: found from the table's shape
     assert r.returncode == 0, r.stderr
-    assert f"rename public.{tool.table} to public.{tool.retired}" in r.stdout
+    assert f"tracking table {tool.schema}.{tool.table}" in r.stdout.splitlines()[0]
+    assert f"rename {tool.schema}.{tool.table} to {tool.schema}.{tool.retired}" in r.stdout
     assert f"pending {v[2]:06d}_create_posts" in r.stdout
 
     assert states(status_json(cli, mdir, db_url)) == [(v[0], "applied"), (v[1], "applied"), (v[2], "pending")]
     assert tracked(db_url) == {v[0]: ("create_users", sums[v[0]], False), v[1]: ("add_email", sums[v[1]], False)}
-    assert snapshot(db_url, tool.retired) == history  # the old history, kept whole under its new name
-    if tool.table != "schema_migrations":
-        assert tool.table not in tables(db_url)
+    assert snapshot(db_url, tool.retired, tool.schema) == history  # the old history, kept whole under its new name
+    if (tool.schema, tool.table) != ("public", "schema_migrations"):
+        assert tool.table not in tables(db_url, tool.schema)
     if tool.times_known:
         assert query(db_url, "SELECT version FROM schema_migrations WHERE applied_at = %s::timestamp::timestamptz",
                      (T1,)) == [(v[0],)]
@@ -210,17 +255,18 @@ def test_adopt_then_up_applies_only_what_is_missing(tool, db_url, mdir, cli):
 def test_every_command_refuses_a_foreign_table_and_leaves_it_alone(tool, db_url, mdir, capsys):
     write_folder(mdir, tool.versions)
     tool.setup(db_url, tool.versions)
-    before = snapshot(db_url, tool.table)
-    names_before = tables(db_url)
+    before = snapshot(db_url, tool.table, tool.schema)
+    names_before = tables(db_url, tool.schema)
     for command in (["up"], ["status"], ["version"], ["down"], ["verify"], ["init"], ["baseline", "1"]):
         code = main(["--dir", str(mdir), "--database-url", db_url, *command])
         err = capsys.readouterr().err
         assert code == 1, (command, err)
         assert err.count("\n") == 1, err  # one line
-        assert f"public.{tool.table} is the tracking table of" in err
+        assert f"{tool.schema}.{tool.table} is the tracking table of" in err
         assert f"'scripts/migrate.py adopt --from {tool.name}'" in err
-    assert snapshot(db_url, tool.table) == before
-    assert tables(db_url) == names_before
+    assert snapshot(db_url, tool.table, tool.schema) == before
+    assert tables(db_url, tool.schema) == names_before
+    assert tables(db_url) == (names_before if tool.schema == "public" else set())
 
 
 def test_dirty_golang_migrate_version_adopts_as_dirty(db_url, mdir, cli):
@@ -312,49 +358,149 @@ def test_detection_needs_exactly_one_tool(db_url, mdir, cli):
     write_folder(mdir, [1, 2, 3])
     r = cli("--dir", str(mdir), "adopt", url=db_url)
     assert r.returncode == 1
-    assert "no other tool's tracking table" in r.stderr
+    assert "no other tool's tracking table in any schema" in r.stderr
+    assert "the database has no tables: nothing to adopt; 'scripts/migrate.py up' applies every migration" in r.stderr
     goose(db_url, [1, 2, 3])
     r = cli("--dir", str(mdir), "adopt", "--from", "flyway", url=db_url)
     assert r.returncode == 1
-    assert "no Flyway tracking table in schema public; found goose (public.goose_db_version) instead" in r.stderr
-    flyway(db_url, [1, 2, 3])
+    assert "no Flyway tracking table in any schema; found goose (public.goose_db_version) instead" in r.stderr
+    flyway(db_url, [10000, 20000, 30000])
     r = cli("--dir", str(mdir), "adopt", url=db_url)
     assert r.returncode == 2
-    assert "several tools: goose (public.goose_db_version), flyway (public.flyway_schema_history)" in r.stderr
+    assert ("several tools: flyway (public.flyway_schema_history), goose (public.goose_db_version); choose one with "
+            "--from TOOL or --table SCHEMA.NAME") in r.stderr
     assert tables(db_url) == {"goose_db_version", "flyway_schema_history"}
+    r = cli("--dir", str(mdir), "adopt", "--table", "public.goose_db_version", "--dry-run", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:3] == ["found Flyway's tracking table public.flyway_schema_history",
+                                         "found goose's tracking table public.goose_db_version",
+                                         "goose history in public.goose_db_version: 2 version(s) applied"]
     r = cli("--dir", str(mdir), "adopt", "--from", "flyway", url=db_url)
     assert r.returncode == 0, r.stderr
     assert tables(db_url) == {"goose_db_version", "flyway_schema_history_old", "schema_migrations"}
 
 
+def test_nothing_to_adopt_on_a_database_with_tables_points_at_baseline(db_url, mdir, cli):
+    write_folder(mdir, [1, 2, 3])
+    apply_directly(db_url, 2)  # built by hand, no tool's table anywhere
+    r = cli("--dir", str(mdir), "adopt", url=db_url)
+    assert r.returncode == 1
+    assert "but the database already has 1 table(s) (public.users)" in r.stderr
+    assert "'scripts/migrate.py baseline V'" in r.stderr and "nothing was changed" in r.stderr
+    assert tables(db_url) == {"users"}
+    r = cli("--dir", str(mdir), "baseline", "2", url=db_url)  # the advice, followed, works
+    assert r.returncode == 0, r.stderr
+    r = cli("--dir", str(mdir), "up", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert set(tracked(db_url)) == {1, 2, 3}
+
+
+def test_dbmate_table_in_another_schema_is_found_and_renamed_there(db_url, mdir, cli):
+    """dbmate with search_path=dbmate,app in its URL keeps dbmate.schema_migrations."""
+    sums = write_folder(mdir, STAMPS)
+    run(db_url, "CREATE SCHEMA dbmate", DBMATE_DDL.replace("public.", "dbmate."))
+    for version in STAMPS[:2]:
+        run(db_url, "insert into dbmate.schema_migrations (version) values (%s)", params=(str(version),))
+    apply_directly(db_url, 2)
+    r = cli("--dir", str(mdir), "adopt", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "found dbmate's tracking table dbmate.schema_migrations"
+    assert "rename dbmate.schema_migrations to dbmate.schema_migrations_dbmate" in r.stdout
+    assert tables(db_url, "dbmate") == {"schema_migrations_dbmate"}
+    assert tracked(db_url) == {STAMPS[0]: ("create_users", sums[STAMPS[0]], False),
+                               STAMPS[1]: ("add_email", sums[STAMPS[1]], False)}
+    r = cli("--dir", str(mdir), "up", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert "posts" in tables(db_url) and set(tracked(db_url)) == set(STAMPS)
+
+
+def test_table_option_chooses_among_tables_of_one_tool(db_url, mdir, cli):
+    write_folder(mdir, STAMPS)
+    for schema, count in (("old", 1), ("current", 2)):
+        run(db_url, f"CREATE SCHEMA {schema}", DBMATE_DDL.replace("public.", f"{schema}."))
+        for version in STAMPS[:count]:
+            run(db_url, f"insert into {schema}.schema_migrations (version) values (%s)", params=(str(version),))
+    r = cli("--dir", str(mdir), "adopt", "--from", "dbmate", url=db_url)
+    assert r.returncode == 2
+    assert ("found several dbmate tracking tables: current.schema_migrations, old.schema_migrations; choose one "
+            "with --table SCHEMA.NAME") in r.stderr
+    r = cli("--dir", str(mdir), "adopt", "--table", "nowhere.schema_migrations", url=db_url)
+    assert r.returncode == 2 and "--table nowhere.schema_migrations: no table is named so" in r.stderr
+    r = cli("--dir", str(mdir), "adopt", "--table", "current.schema_migrations", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert set(tracked(db_url)) == set(STAMPS[:2])
+    assert tables(db_url, "old") == {"schema_migrations"}  # the other one is left alone
+
+
+def test_prisma_failed_migration_becomes_dirty(db_url, mdir, cli):
+    sums = write_folder(mdir, STAMPS)
+    run(db_url, PRISMA_DDL)
+    names = [f"{v}_{name}" for v, (name, _, _) in zip(STAMPS, MIGRATIONS)]
+    run(db_url, PRISMA_INSERT, params=("0" * 64, names[0], T1, T1, None, 1, None))
+    run(db_url, PRISMA_INSERT, params=("0" * 64, names[1], T2, None, None, 0, "ERROR: column exists"))  # failed
+    apply_directly(db_url, 1)
+    r = cli("--dir", str(mdir), "adopt", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert "Prisma history in public._prisma_migrations: 1 migration(s) applied, 1 failed" in r.stdout
+    assert f"record {names[1]}: dirty" in r.stdout and "it failed under Prisma" in r.stdout
+    assert tracked(db_url) == {STAMPS[0]: ("create_users", sums[STAMPS[0]], False),
+                               STAMPS[1]: ("add_email", sums[STAMPS[1]], True)}
+    r = cli("--dir", str(mdir), "up", url=db_url)
+    assert r.returncode == 1 and f"version {STAMPS[1]} (add_email) is dirty" in r.stderr
+
+
 def test_flyway_failed_undone_and_baseline_rows(db_url, mdir, cli):
-    sums = write_folder(mdir, [1, 2, 3])
-    mdir.add(4, "add_bio", "ALTER TABLE users ADD COLUMN bio text;", digits=6)
+    sums = write_folder(mdir, [10000, 20000, 30000])
+    mdir.add(40000, "add_bio", "ALTER TABLE users ADD COLUMN bio text;", digits=6)
     run(db_url, FLYWAY_DDL)
     rows = [  # rank, version, description, type, script, success
         (1, "2", "<< Flyway Baseline >>", "BASELINE", "<< Flyway Baseline >>", True),
         (2, "3", "create posts", "SQL", "V3__create_posts.sql", True),
         (3, "3", "create posts", "UNDO_SQL", "U3__create_posts.sql", True),
         (4, "4.0", "add bio", "SQL", "V4.0__add_bio.sql", False),
+        (5, None, "views", "SQL", "R__views.sql", True),
     ]
     for rank, version, description, kind, script, success in rows:
         run(db_url, "INSERT INTO flyway_schema_history VALUES (%s, %s, %s, %s, %s, NULL, 'ci', now(), 5, %s)",
             params=(rank, version, description, kind, script, success))
     r = cli("--dir", str(mdir), "adopt", url=db_url)
     assert r.returncode == 0, r.stderr
-    assert "record 000004_add_bio: dirty" in r.stdout and "success = false" in r.stdout
-    assert states(status_json(cli, mdir, db_url)) == [(1, "applied"), (2, "applied"), (3, "pending"), (4, "dirty")]
-    assert tracked(db_url)[1] == ("create_users", sums[1], False)
+    assert "record 040000_add_bio: dirty" in r.stdout and "success = false" in r.stdout
+    assert "note: repeatable migrations Flyway ran (views) are not carried over" in r.stdout
+    assert states(status_json(cli, mdir, db_url)) == [(10000, "applied"), (20000, "applied"), (30000, "pending"),
+                                                      (40000, "dirty")]
+    assert tracked(db_url)[10000] == ("create_users", sums[10000], False)
 
 
-def test_flyway_dotted_version_is_refused(db_url, mdir, cli):
-    write_folder(mdir, [1, 2, 3])
-    flyway(db_url, [1, 2, 3])
-    run(db_url, "INSERT INTO flyway_schema_history VALUES (9, '2.1', 'x', 'SQL', 'V2.1__x.sql', 1, 'ci', now(), 1, "
-                "true)")
+def test_flyway_dotted_versions_adopt_by_the_import_rule(db_url, mdir, cli, tmp_path):
+    """The same rule in import and adopt: a folder Flyway applied up to 1.1 of 1, 1.1, 2.0.3, imported, then adopted."""
+    src = tmp_path / "flyway"
+    src.mkdir()
+    for text, (name, up, down) in zip(("1", "1_1", "2.0.3"), MIGRATIONS):
+        (src / f"V{text}__{name}.sql").write_text(up + "\n")
+        (src / f"U{text}__{name}.sql").write_text(down + "\n")
+    assert cli("--dir", str(mdir), "import", "--from", "flyway", str(src)).returncode == 0
+    flyway(db_url, [10000, 10100, 20003])
+    apply_directly(db_url, 2)
+    r = cli("--dir", str(mdir), "adopt", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert states(status_json(cli, mdir, db_url)) == [(10000, "applied"), (10100, "applied"), (20003, "pending")]
+    r = cli("--dir", str(mdir), "up", url=db_url)
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[1] for line in r.stdout.splitlines() if line.startswith("applied ")] == [
+        "020003_create_posts"]
+    assert cli("--dir", str(mdir), "status", "--check", url=db_url).returncode == 0
+
+
+def test_flyway_version_the_rule_cannot_map_is_refused(db_url, mdir, cli):
+    write_folder(mdir, [10000, 10100, 20003])
+    flyway(db_url, [10000, 10100, 20003])
+    run(db_url, "INSERT INTO flyway_schema_history VALUES (9, '2.1.0.1', 'x', 'SQL', 'V2.1.0.1__x.sql', 1, 'ci', "
+                "now(), 1, true)")
     r = cli("--dir", str(mdir), "adopt", url=db_url)
     assert r.returncode == 1
-    assert "Flyway recorded version(s) 2.1" in r.stderr and "nothing was changed" in r.stderr
+    assert "public.flyway_schema_history: Flyway version 2.1.0.1 has 4 parts" in r.stderr
+    assert "nothing was changed" in r.stderr
     assert tables(db_url) == {"flyway_schema_history"}
 
 

@@ -62,13 +62,17 @@ def write_goose(src: Path) -> list[str]:
     return [f"{n:06d}_{name}" for n, (name, _, _) in enumerate(MIGRATIONS, start=1)]
 
 
+FLYWAY_VERSIONS = {"1": 10000, "1.1": 10100, "2.0.3": 20003}  # Flyway's version -> ours (formats/flyway.py)
+
+
 def write_flyway(src: Path) -> list[str]:
     (src / "sub").mkdir()
-    for number, (name, up, down) in enumerate(MIGRATIONS, start=1):
+    for number, (text, (name, up, down)) in enumerate(zip(FLYWAY_VERSIONS, MIGRATIONS), start=1):
         folder = src / "sub" if number == 2 else src  # Flyway reads its locations recursively
-        (folder / f"V{number}__{name}.sql").write_text(sql(up))
-        (folder / f"U{number}__{name}.sql").write_text(sql(down))
-    return [f"{n:06d}_{name}" for n, (name, _, _) in enumerate(MIGRATIONS, start=1)]
+        written = text.replace(".", "_") if number == 2 else text  # '_' may stand for '.'
+        (folder / f"V{written}__{name}.sql").write_text(sql(up))
+        (folder / f"U{written}__{name}.sql").write_text(sql(down))
+    return [f"{v:06d}_{name}" for v, (name, _, _) in zip(FLYWAY_VERSIONS.values(), MIGRATIONS)]
 
 
 def write_golang_migrate(src: Path) -> list[str]:
@@ -155,9 +159,12 @@ def test_versions_keep_their_width_and_names_are_cleaned(src, tmp_path, cli):
     dest = tmp_path / "migrations"
     r = cli("--dir", str(dest), "import", "--from", "dbmate", str(src))
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in dest.iterdir()) == ["000007_x.up.sql", "20240101120000_create_widgets.up.sql"]
-    # an empty up keeps its version with a no-op the runner accepts; an empty down gives no down file
+    assert sorted(p.name for p in dest.iterdir()) == ["000007_x.down.sql", "000007_x.up.sql",
+                                                      "20240101120000_create_widgets.down.sql",
+                                                      "20240101120000_create_widgets.up.sql"]
+    # an empty up keeps its version, and an empty down block stays a down, each with a no-op the runner accepts
     assert "SELECT 1;" in (dest / "000007_x.up.sql").read_text()
+    assert "SELECT 1;" in (dest / "000007_x.down.sql").read_text()
     for path in dest.iterdir():
         SqlFile(path).check_runnable()  # raises FileError for a file the runner would refuse
 
@@ -181,29 +188,38 @@ def test_import_never_overwrites_and_writes_nothing_on_a_clash(src, tmp_path, cl
     assert [p.name for p in dest.iterdir()] == ["000002_something_else.up.sql"]
 
 
-def test_flyway_repeatable_dotted_and_java_migrations_are_refused(src, tmp_path, cli):
+def test_flyway_repeatables_are_kept_and_what_has_no_equivalent_is_refused(src, tmp_path, cli):
     dest = tmp_path / "migrations"
     (src / "V1__init.sql").write_text("CREATE TABLE a ();\n")
     (src / "R__views.sql").write_text("CREATE OR REPLACE VIEW v AS SELECT 1;\n")
+    (src / "V1.2.3.4__deep.sql").write_text("ALTER TABLE a ADD COLUMN d int;\n")
     r = cli("--dir", str(dest), "import", "--from", "flyway", str(src))
     assert r.returncode == 2
-    assert "not supported: R__views.sql (repeatable R__ migrations" in r.stderr
+    assert "V1.2.3.4__deep.sql: Flyway version 1.2.3.4 has 4 parts; at most 3 map to a whole number" in r.stderr
     assert not dest.exists()
 
-    (src / "R__views.sql").unlink()
-    (src / "V1.1__tweak.sql").write_text("ALTER TABLE a ADD COLUMN b int;\n")
+    (src / "V1.2.3.4__deep.sql").rename(src / "V1.100__wide.sql")
     r = cli("--dir", str(dest), "import", "--from", "flyway", str(src))
     assert r.returncode == 2
-    assert "Flyway version 1.1 has no whole-number equivalent" in r.stderr
-    assert not dest.exists()
+    assert "Flyway version 1.100 has a part above 99 after the first" in r.stderr
+    (src / "V1.100__wide.sql").unlink()
 
-    (src / "V1.1__tweak.sql").rename(src / "V2.0__tweak.sql")  # 2.0 is version 2 to Flyway too
+    (src / "beforeMigrate.sql").write_text("SELECT 1;\n")
+    r = cli("--dir", str(dest), "import", "--from", "flyway", str(src))
+    assert r.returncode == 2
+    assert "not supported: beforeMigrate.sql (callbacks" in r.stderr
+    assert not dest.exists()
+    (src / "beforeMigrate.sql").unlink()
+
+    (src / "V2.0__tweak.sql").write_text("ALTER TABLE a ADD COLUMN b int;\n")  # 2.0 is 2 to Flyway too
     (src / "V2.0__tweak.sql.conf").write_text("# per-script configuration\nexecuteInTransaction=false\n")
     r = cli("--dir", str(dest), "import", "--from", "flyway", str(src))
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in dest.iterdir()) == ["000001_init.up.sql", "000002_tweak.up.sql"]
-    assert (dest / "000002_tweak.up.sql").read_text() == "-- migrate:no-transaction\nALTER TABLE a ADD COLUMN b int;\n"
-    assert (dest / "000001_init.up.sql").read_text() == "CREATE TABLE a ();\n"
+    assert sorted(p.name for p in dest.iterdir()) == ["010000_init.up.sql", "020000_tweak.up.sql", "R__views.sql"]
+    assert (dest / "020000_tweak.up.sql").read_text() == "-- migrate:no-transaction\nALTER TABLE a ADD COLUMN b int;\n"
+    assert (dest / "010000_init.up.sql").read_text() == "CREATE TABLE a ();\n"
+    assert (dest / "R__views.sql").read_text() == "CREATE OR REPLACE VIEW v AS SELECT 1;\n"
+    assert "1 repeatable migration(s) (R__*.sql) copied as they are" in r.stderr
 
 
 def test_goose_go_migrations_and_envsub_are_refused(src, tmp_path, cli):
