@@ -24,7 +24,8 @@ STATUSES = ["online", "away", "busy", "offline"]
 
 # The gateway's statements: TrackConnection as the design guide writes it (an upsert that refreshes the
 # heartbeat of a known connection), a heartbeat, a clean disconnect.
-TRACK = """INSERT INTO presence.connections (connection_id, user_id, device_id, device_type, ip_address, user_agent, server_id)
+TRACK = """INSERT INTO presence.connections (connection_id, user_id, device_id, device_type, ip_address,
+                                  user_agent, server_id)
 VALUES (%s, %s, %s, 'web', '198.51.100.7', 'loadtest', 'gw-load')
 ON CONFLICT (connection_id) DO UPDATE SET last_heartbeat_at = NOW()"""
 HEARTBEAT = "UPDATE presence.connections SET last_heartbeat_at = NOW() WHERE connection_id = %s"
@@ -122,7 +123,8 @@ def run(url: str, *, clients: int = 8, ops: int = 60, users: int = 6, seed: int 
     """Run the workload on a seeded Echo database; ``users`` fresh accounts are created for it."""
     ids = make_users(url, users)
     out, lock, start = Outcome(), threading.Lock(), threading.Barrier(clients)
-    threads = [threading.Thread(target=client, args=(url, n, ids, ops, random.Random(seed * 1000 + n), out, lock, start))
+    threads = [threading.Thread(target=client,
+                                args=(url, n, ids, ops, random.Random(seed * 1000 + n), out, lock, start))
                for n in range(clients)]
     for t in threads:
         t.start()

@@ -88,6 +88,18 @@ def catalog_snapshot(url: str, *, oids: bool = False, public: bool = True) -> di
     return {kind: query(url, sql.format(**fill)) for kind, sql in SNAPSHOT.items()}
 
 
+def logical(snapshot: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """A catalog snapshot with column numbers replaced by positions among the live columns (a column
+    dropped and added again takes a new attnum; SELECT * and the row type only see the order)."""
+    positions: dict[tuple, int] = {}
+    columns = []
+    for row in snapshot["columns"]:
+        key = row[:2]
+        positions[key] = positions.get(key, 0) + 1
+        columns.append((*row[:2], positions[key], *row[3:]))
+    return {**snapshot, "columns": columns}
+
+
 def data_digest(url: str) -> dict[str, tuple[int, str]]:
     """Row count and md5 of the full contents of every table of the project schemas."""
     names = query(url, """SELECT format('%%I.%%I', table_schema, table_name) FROM information_schema.tables

@@ -52,7 +52,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT n.nspname, c.relname, a.attname
+    SELECT n.nspname::text, c.relname::text, a.attname::text
       INTO v_schema, v_table, v_key
       FROM pg_catalog.pg_partitioned_table pt
       JOIN pg_catalog.pg_class     c ON c.oid = pt.partrelid
