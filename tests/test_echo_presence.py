@@ -317,6 +317,50 @@ def test_a_non_superuser_owner_can_apply_every_migration(pg_server, cli):
             admin.execute(f"DROP ROLE IF EXISTS {owner}")
 
 
+def test_missing_roles_are_named_for_a_superuser_and_dropped_again_by_the_down(pg_server, cli, tmp_path):
+    """000006 with role names no database uses yet (the real ones exist cluster-wide while tests run)."""
+    tag = uuid.uuid4().hex[:8]
+    names = {"echo_app": f"pgm_app_{tag}", "echo_readonly": f"pgm_ro_{tag}"}
+    files = {}
+    for direction in ("up", "down"):
+        text = (MIGRATIONS / f"000006_roles_and_grants.{direction}.sql").read_text()
+        for real, other in names.items():
+            text = text.replace(f"'{real}'", f"'{other}'").replace(f" {real}", f" {other}")
+        assert "echo_app" not in text and "echo_readonly" not in text
+        files[direction] = tmp_path / f"{direction}.sql"
+        files[direction].write_text(text)
+    owner = f"pgm_owner_{tag}"
+    with pg_server.admin() as admin:
+        admin.execute(f"CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB")
+    name = pg_server.create_db()
+    try:
+        with pg_server.admin() as admin:
+            admin.execute(f'ALTER DATABASE "{name}" OWNER TO {owner}')
+        as_owner, as_super = pg_server.url(name, user=owner), pg_server.url(name)
+        assert cli("up", "--to", "5", url=as_owner).returncode == 0
+        refused_run = psql_file(as_owner, files["up"], "-1")
+        assert refused_run.returncode != 0
+        assert f"roles {names['echo_app']}, {names['echo_readonly']} are missing and {owner} may not create them" \
+            in refused_run.stderr
+        assert f"CREATE ROLE {names['echo_app']} NOLOGIN; CREATE ROLE {names['echo_readonly']} NOLOGIN;" \
+            in refused_run.stderr
+        roles = "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE %s ORDER BY 1"
+        assert query(as_super, roles, (f"pgm\\_%\\_{tag}",)) == [(owner, True)]  # nothing was created
+
+        created = psql_file(as_super, files["up"], "-1")
+        assert created.returncode == 0, created.stderr
+        assert query(as_super, roles, (f"pgm\\_%\\_{tag}",)) == [
+            (names["echo_app"], False), (owner, True), (names["echo_readonly"], False)]
+        dropped = psql_file(as_super, files["down"], "-1")
+        assert dropped.returncode == 0, dropped.stderr
+        assert query(as_super, roles, (f"pgm\\_%\\_{tag}",)) == [(owner, True)]
+    finally:
+        pg_server.drop_db(name)
+        with pg_server.admin() as admin:
+            for role in (*names.values(), owner):
+                admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
 # --- subscriptions, partitions, constraints ---
 
 
