@@ -71,6 +71,7 @@ class Catalog:
     tables: list[Table]
     constraints: list[Constraint]
     functions: list[tuple[str, str, str, str]]  # schema, signature, result, comment
+    dated: dict[str, list[str]] = field(default_factory=dict)  # schema -> its bounded partitions (quoted)
 
     def tables_of(self, schema: str) -> list[Table]:
         return [t for t in self.tables if t.schema == schema]
@@ -143,6 +144,15 @@ WHERE {SYSTEM_FILTER}
 ORDER BY 1, 2"""
 
 
+# Partitions with bounds (monthly ones, say) depend on when the migrations ran, so the reference files
+# leave them out; the partitioned table and its DEFAULT partition stay.
+DATED_SQL = f"""
+SELECT n.nspname, format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relispartition AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' AND {SYSTEM_FILTER}
+ORDER BY 1, 2"""
+
+
 def read_catalog(target: Target) -> Catalog:
     with db.connect(target) as conn:
         conn.execute("SET search_path = pg_catalog")  # every non-catalog name comes out qualified
@@ -157,7 +167,10 @@ def read_catalog(target: Target) -> Catalog:
         constraints = [Constraint(tbl, kind, name, tuple(cols), ref, on_delete)
                        for tbl, kind, name, cols, ref, on_delete in conn.execute(CONSTRAINTS_SQL).fetchall()]
         functions = conn.execute(FUNCTIONS_SQL).fetchall()
-    return Catalog(schemas, deps, list(tables.values()), constraints, functions)
+        dated: dict[str, list[str]] = {}
+        for schema, name in conn.execute(DATED_SQL).fetchall():
+            dated.setdefault(schema, []).append(name)
+    return Catalog(schemas, deps, list(tables.values()), constraints, functions, dated)
 
 
 def load_order(deps: dict[str, set[str]]) -> list[str]:
@@ -211,12 +224,13 @@ _PREAMBLE = re.compile(r"^(SET [a-z_]+ = .*;|SELECT pg_catalog\.set_config\(.*\)
 _STORAGE_DEFAULTS = ("SET default_tablespace = '';", "SET default_table_access_method = heap;")
 
 
-def pg_dump(target: Target, schema: str) -> str:
+def pg_dump(target: Target, schema: str, exclude: list[str] = ()) -> str:
     from .embedded import find_pg_binary
 
     env, rest = target.child_environment()
     argv = [find_pg_binary("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", "--encoding=UTF8",
-            "--schema=" + '"' + schema.replace('"', '""') + '"', *(["-d", rest] if rest else [])]
+            "--schema=" + '"' + schema.replace('"', '""') + '"', *(f"--exclude-table={t}" for t in exclude),
+            *(["-d", rest] if rest else [])]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, encoding="utf-8")
     if proc.returncode != 0:
         reason = next((ln for ln in reversed(proc.stderr.splitlines()) if ln.strip()), "no message")
@@ -265,6 +279,9 @@ def render_sql(schema: str, dump: str, order: list[str], catalog: Catalog) -> st
         f"-- Schema {schema} of the Echo database: {GENERATED_MARK} from migrations/postgres; do not edit.",
         f"-- Load order: {', '.join(order)}. This schema needs: {needs_text(schema, catalog)}.",
         f"-- Load into a database without it: psql -X -v ON_ERROR_STOP=1 -f {schema}.sql (or \\i in psql).",
+        *(["-- Partitions with bounds are left out (the migrations made them for the months around the day they",
+           "-- ran); rows go to the DEFAULT partitions until the partitions are made again."]
+          if catalog.dated.get(schema) else []),
         "",
     ]
     return "\n".join(header) + clean_dump(dump)
@@ -413,7 +430,8 @@ def generate(settings: Settings, out_dir: Path, docs_path: Path, on_note: Callab
         migrate(settings, target, on_note)
         catalog = read_catalog(target)
         order = load_order(catalog.deps)
-        files = {out_dir / f"{s}.sql": render_sql(s, pg_dump(target, s), order, catalog) for s in order}
+        files = {out_dir / f"{s}.sql": render_sql(s, pg_dump(target, s, catalog.dated.get(s, [])), order, catalog)
+                 for s in order}
     if not order:
         raise MigrateError(f"the migrations in {settings.migrations_dir} create no schema besides public; "
                            "nothing to dump")

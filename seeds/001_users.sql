@@ -11,7 +11,7 @@
 -- verification/magic-link flow in development.
 --
 -- Idempotent: fixed keys + ON CONFLICT DO NOTHING, so re-running changes
--- nothing.  Requires migrations 000001 and 000002.
+-- nothing.  Requires every migration (seeds follow the newest schema).
 -- =============================================================================
 
 INSERT INTO auth.users (id, email, phone, email_verified_at, status, created_at, updated_at)

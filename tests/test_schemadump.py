@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 from helpers import ROOT, query
-from test_echo_schema import TABLE_COUNTS, catalog_snapshot, psql_file
+from test_echo_schema import TABLE_COUNTS, catalog_snapshot, logical, psql_file
 
 from pgmigrate.errors import MigrateError
 from pgmigrate.schemadump import load_order
@@ -81,7 +81,11 @@ def test_reference_files_load_in_the_documented_order(db_url, echo_url):
     for schema in order:
         result = psql_file(db_url, SCHEMAS_DIR / f"{schema}.sql")
         assert result.returncode == 0, f"{schema}.sql: {result.stderr}"
-    assert catalog_snapshot(db_url, public=False) == catalog_snapshot(echo_url, public=False)
+    # The files leave out the monthly partitions (they depend on the day); made again, all is the same.
+    for table in ("analytics.events", "presence.status_history"):
+        assert query(db_url, "SELECT count(*) FROM analytics.create_monthly_partitions(%s)", (table,)) == [(4,)]
+    # Column order, not numbers: a column 000003 dropped still holds its number in the migrated tables.
+    assert logical(catalog_snapshot(db_url, public=False)) == logical(catalog_snapshot(echo_url, public=False))
 
 
 def test_a_failing_migration_fails_the_dump_and_drops_the_scratch_database(pg_server, cli, mdir, tmp_path):

@@ -56,8 +56,10 @@ CREATE TABLE auth.login_attempts (
     user_agent text,
     attempted_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT login_attempts_failure_reason_check CHECK ((failure_reason = ANY (ARRAY['invalid_credentials'::text, 'unknown_user'::text, 'account_locked'::text, 'account_suspended'::text, 'rate_limited'::text]))),
+    CONSTRAINT login_attempts_identifier_length_check CHECK ((char_length(identifier) <= 320)),
     CONSTRAINT login_attempts_method_check CHECK ((method = ANY (ARRAY['password'::text, 'oauth'::text, 'magic_link'::text, 'otp'::text]))),
-    CONSTRAINT login_attempts_outcome_check CHECK ((success = (failure_reason IS NULL)))
+    CONSTRAINT login_attempts_outcome_check CHECK ((success = (failure_reason IS NULL))),
+    CONSTRAINT login_attempts_user_agent_length_check CHECK ((char_length(user_agent) <= 512))
 );
 
 
@@ -125,7 +127,9 @@ CREATE TABLE auth.oauth_accounts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT oauth_accounts_profile_check CHECK ((jsonb_typeof(profile) = 'object'::text)),
-    CONSTRAINT oauth_accounts_provider_check CHECK ((provider = ANY (ARRAY['google'::text, 'apple'::text, 'github'::text, 'facebook'::text, 'microsoft'::text])))
+    CONSTRAINT oauth_accounts_provider_check CHECK ((provider = ANY (ARRAY['google'::text, 'apple'::text, 'github'::text, 'facebook'::text, 'microsoft'::text]))),
+    CONSTRAINT oauth_accounts_provider_email_length_check CHECK ((char_length(provider_email) <= 320)),
+    CONSTRAINT oauth_accounts_provider_user_id_length_check CHECK ((char_length(provider_user_id) <= 255))
 );
 
 
@@ -171,6 +175,7 @@ CREATE TABLE auth.password_resets (
     expires_at timestamp with time zone NOT NULL,
     used_at timestamp with time zone,
     CONSTRAINT password_resets_expiry_check CHECK ((expires_at > created_at)),
+    CONSTRAINT password_resets_requested_user_agent_length_check CHECK ((char_length(requested_user_agent) <= 512)),
     CONSTRAINT password_resets_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT password_resets_used_check CHECK (((used_at IS NULL) OR (used_at >= created_at)))
 );
@@ -215,11 +220,14 @@ CREATE TABLE auth.sessions (
     expires_at timestamp with time zone NOT NULL,
     revoked_at timestamp with time zone,
     revoked_reason text,
+    CONSTRAINT sessions_device_id_length_check CHECK ((char_length(device_id) <= 128)),
+    CONSTRAINT sessions_device_name_length_check CHECK ((char_length(device_name) <= 128)),
     CONSTRAINT sessions_expiry_check CHECK ((expires_at > created_at)),
     CONSTRAINT sessions_platform_check CHECK ((platform = ANY (ARRAY['ios'::text, 'android'::text, 'web'::text, 'desktop'::text]))),
     CONSTRAINT sessions_refresh_token_hash_check CHECK ((refresh_token_hash ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT sessions_revocation_check CHECK (((revoked_reason IS NULL) OR (revoked_at IS NOT NULL))),
-    CONSTRAINT sessions_revoked_reason_check CHECK ((revoked_reason = ANY (ARRAY['logout'::text, 'password_change'::text, 'admin'::text, 'token_reuse'::text])))
+    CONSTRAINT sessions_revoked_reason_check CHECK ((revoked_reason = ANY (ARRAY['logout'::text, 'password_change'::text, 'admin'::text, 'token_reuse'::text]))),
+    CONSTRAINT sessions_user_agent_length_check CHECK ((char_length(user_agent) <= 512))
 );
 
 
@@ -376,6 +384,7 @@ CREATE TABLE auth.verification_tokens (
     CONSTRAINT verification_tokens_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT verification_tokens_expiry_check CHECK ((expires_at > created_at)),
     CONSTRAINT verification_tokens_purpose_check CHECK ((purpose = ANY (ARRAY['email'::text, 'phone'::text, 'magic_link'::text]))),
+    CONSTRAINT verification_tokens_sent_to_length_check CHECK ((char_length(sent_to) <= 320)),
     CONSTRAINT verification_tokens_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT verification_tokens_used_check CHECK (((used_at IS NULL) OR (used_at >= created_at)))
 );

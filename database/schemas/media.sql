@@ -41,6 +41,7 @@ CREATE TABLE media.files (
     CONSTRAINT files_dimensions_check CHECK ((((width IS NULL) = (height IS NULL)) AND (width > 0) AND (height > 0))),
     CONSTRAINT files_duration_ms_check CHECK ((duration_ms >= 0)),
     CONSTRAINT files_mime_type_check CHECK ((mime_type ~ '^[a-z]+/[a-z0-9][a-z0-9.+-]*$'::text)),
+    CONSTRAINT files_original_filename_length_check CHECK ((char_length(original_filename) <= 255)),
     CONSTRAINT files_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT files_size_bytes_check CHECK ((size_bytes >= 0)),
     CONSTRAINT files_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text, 'deleted'::text])))

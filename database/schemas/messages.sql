@@ -240,6 +240,7 @@ CREATE TABLE messages.conversations (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT conversations_avatar_url_check CHECK ((avatar_url ~ '^https://'::text)),
+    CONSTRAINT conversations_description_length_check CHECK ((char_length(description) <= 1024)),
     CONSTRAINT conversations_direct_key_check CHECK ((((type = 'direct'::text) = (direct_key IS NOT NULL)) AND (direct_key ~ '^[0-9a-f-]{36}:[0-9a-f-]{36}$'::text))),
     CONSTRAINT conversations_public_check CHECK (((NOT is_public) OR (type = 'channel'::text))),
     CONSTRAINT conversations_title_check CHECK (
@@ -342,7 +343,10 @@ CREATE TABLE messages.link_previews (
     image_url text,
     site_name text,
     fetched_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT link_previews_description_length_check CHECK ((char_length(description) <= 2048)),
     CONSTRAINT link_previews_image_url_check CHECK ((image_url ~ '^https?://'::text)),
+    CONSTRAINT link_previews_site_name_length_check CHECK ((char_length(site_name) <= 256)),
+    CONSTRAINT link_previews_title_length_check CHECK ((char_length(title) <= 512)),
     CONSTRAINT link_previews_url_check CHECK ((url ~ '^https?://'::text))
 );
 
@@ -415,7 +419,8 @@ CREATE TABLE messages.message_edits (
     editor_id uuid,
     previous_body text,
     previous_metadata jsonb,
-    edited_at timestamp with time zone DEFAULT now() NOT NULL
+    edited_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT message_edits_previous_body_length_check CHECK ((char_length(previous_body) <= 16000))
 );
 
 
@@ -631,6 +636,7 @@ CREATE TABLE messages.messages (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT messages_body_check CHECK ((char_length(body) <= 16000)),
+    CONSTRAINT messages_client_message_id_length_check CHECK ((char_length(client_message_id) <= 128)),
     CONSTRAINT messages_deleted_at_check CHECK ((deleted_at >= created_at)),
     CONSTRAINT messages_edited_at_check CHECK ((edited_at >= created_at)),
     CONSTRAINT messages_metadata_check CHECK ((jsonb_typeof(metadata) = 'object'::text)),
@@ -1337,6 +1343,20 @@ CREATE INDEX message_reactions_user_id_idx ON messages.message_reactions USING b
 
 
 --
+-- Name: message_status_unread_idx; Type: INDEX; Schema: messages; Owner: -
+--
+
+CREATE INDEX message_status_unread_idx ON messages.message_status USING btree (user_id, created_at) WHERE (read_at IS NULL);
+
+
+--
+-- Name: INDEX message_status_unread_idx; Type: COMMENT; Schema: messages; Owner: -
+--
+
+COMMENT ON INDEX messages.message_status_unread_idx IS 'A user''s unread receipts (WHERE user_id = $1 AND read_at IS NULL), oldest first.';
+
+
+--
 -- Name: message_status_user_id_idx; Type: INDEX; Schema: messages; Owner: -
 --
 
@@ -1567,7 +1587,7 @@ ALTER TABLE ONLY messages.conversations
 --
 
 ALTER TABLE ONLY messages.conversations
-    ADD CONSTRAINT conversations_last_message_id_fkey FOREIGN KEY (last_message_id) REFERENCES messages.messages(id) ON DELETE SET NULL;
+    ADD CONSTRAINT conversations_last_message_id_fkey FOREIGN KEY (last_message_id) REFERENCES messages.messages(id) ON DELETE SET NULL DEFERRABLE;
 
 
 --
@@ -1711,7 +1731,7 @@ ALTER TABLE ONLY messages.message_status
 --
 
 ALTER TABLE ONLY messages.messages
-    ADD CONSTRAINT messages_conversation_id_fkey FOREIGN KEY (conversation_id) REFERENCES messages.conversations(id) ON DELETE CASCADE;
+    ADD CONSTRAINT messages_conversation_id_fkey FOREIGN KEY (conversation_id) REFERENCES messages.conversations(id) ON DELETE CASCADE DEFERRABLE;
 
 
 --
@@ -1735,7 +1755,7 @@ ALTER TABLE ONLY messages.messages
 --
 
 ALTER TABLE ONLY messages.messages
-    ADD CONSTRAINT messages_thread_fkey FOREIGN KEY (conversation_id, thread_id) REFERENCES messages.threads(conversation_id, root_message_id) ON DELETE CASCADE;
+    ADD CONSTRAINT messages_thread_fkey FOREIGN KEY (conversation_id, thread_id) REFERENCES messages.threads(conversation_id, root_message_id) ON DELETE CASCADE DEFERRABLE;
 
 
 --
@@ -1831,7 +1851,7 @@ ALTER TABLE ONLY messages.starred_messages
 --
 
 ALTER TABLE ONLY messages.threads
-    ADD CONSTRAINT threads_root_message_fkey FOREIGN KEY (conversation_id, root_message_id) REFERENCES messages.messages(conversation_id, id) ON DELETE CASCADE;
+    ADD CONSTRAINT threads_root_message_fkey FOREIGN KEY (conversation_id, root_message_id) REFERENCES messages.messages(conversation_id, id) ON DELETE CASCADE DEFERRABLE;
 
 
 --

@@ -88,7 +88,10 @@ CREATE TABLE notifications.push_tokens (
     invalidated_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT push_tokens_platform_check CHECK ((platform = ANY (ARRAY['apns'::text, 'fcm'::text, 'web_push'::text])))
+    CONSTRAINT push_tokens_app_version_length_check CHECK ((char_length(app_version) <= 32)),
+    CONSTRAINT push_tokens_device_id_length_check CHECK ((char_length(device_id) <= 128)),
+    CONSTRAINT push_tokens_platform_check CHECK ((platform = ANY (ARRAY['apns'::text, 'fcm'::text, 'web_push'::text]))),
+    CONSTRAINT push_tokens_token_length_check CHECK ((char_length(token) <= 4096))
 );
 
 

@@ -29,7 +29,8 @@ CREATE TABLE users.blocked_users (
     blocked_id uuid NOT NULL,
     reason text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT blocked_users_no_self_check CHECK ((blocker_id <> blocked_id))
+    CONSTRAINT blocked_users_no_self_check CHECK ((blocker_id <> blocked_id)),
+    CONSTRAINT blocked_users_reason_length_check CHECK ((char_length(reason) <= 500))
 );
 
 
@@ -166,9 +167,11 @@ CREATE TABLE users.settings (
     CONSTRAINT settings_allow_messages_from_check CHECK ((allow_messages_from = ANY (ARRAY['everyone'::text, 'contacts'::text]))),
     CONSTRAINT settings_last_seen_visibility_check CHECK ((last_seen_visibility = ANY (ARRAY['everyone'::text, 'contacts'::text, 'nobody'::text]))),
     CONSTRAINT settings_locale_check CHECK ((locale ~ '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'::text)),
+    CONSTRAINT settings_notification_sound_length_check CHECK ((char_length(notification_sound) <= 64)),
     CONSTRAINT settings_profile_photo_visibility_check CHECK ((profile_photo_visibility = ANY (ARRAY['everyone'::text, 'contacts'::text, 'nobody'::text]))),
     CONSTRAINT settings_quiet_hours_check CHECK (((quiet_hours_start IS NULL) = (quiet_hours_end IS NULL))),
-    CONSTRAINT settings_theme_check CHECK ((theme = ANY (ARRAY['system'::text, 'light'::text, 'dark'::text])))
+    CONSTRAINT settings_theme_check CHECK ((theme = ANY (ARRAY['system'::text, 'light'::text, 'dark'::text]))),
+    CONSTRAINT settings_timezone_length_check CHECK ((char_length(timezone) <= 64))
 );
 
 
