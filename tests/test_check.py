@@ -124,7 +124,7 @@ def test_an_up_file_that_fails_stops_the_check_and_drops_the_shadow(cli, mdir, d
 
 # --- hazards: each on an existing table, none on a table the same migration created ---
 
-HAZARDS = [
+HAZARDS = [  # (rule, statement on table {t}, severity); each runs last in its file, so no lock is held on
     ("index-without-concurrently", "CREATE INDEX {t}_a_idx ON {t} (a);", "warning"),
     ("table-rewrite", "ALTER TABLE {t} ALTER COLUMN a TYPE bigint;", "warning"),
     ("table-rewrite", "ALTER TABLE {t} ADD COLUMN created timestamptz DEFAULT clock_timestamp();", "warning"),
@@ -136,20 +136,21 @@ HAZARDS = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "statement", "severity"), HAZARDS,
-                         ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(HAZARDS)])
-def test_hazard_on_an_existing_table_and_not_on_a_new_one(cli, mdir, db_url, rule, statement, severity):
-    mdir.add(1, "base", "CREATE TABLE ref (id int PRIMARY KEY);\nCREATE TABLE old (id int PRIMARY KEY, a int);\n",
-             "DROP TABLE old;\nDROP TABLE ref;\n")
-    mdir.add(2, "on_old", "SELECT 1;\n" + statement.format(t="old") + "\n", "SELECT 1;\n")
-    mdir.add(3, "on_new", "CREATE TABLE fresh (id int PRIMARY KEY, a int);\n" + statement.format(t="fresh") + "\n",
-             "DROP TABLE fresh;\n")
+def test_each_hazard_on_an_existing_table_and_not_on_a_new_one(cli, mdir, db_url):
+    mdir.add(1, "base", "CREATE TABLE ref (id int PRIMARY KEY);\nCREATE TABLE old (id int PRIMARY KEY, a int);\n")
+    for version, (_, statement, _) in enumerate(HAZARDS, start=2):  # no down files: only the up files run
+        mdir.add(version, f"hazard_{version}", "SELECT 1;\n" + statement.format(t="old") + "\n")
+    new = len(HAZARDS) + 2
+    mdir.add(new, "on_new", "CREATE TABLE fresh (id int PRIMARY KEY, a int);\n"
+             + "".join(statement.format(t="fresh") + "\n" for _, statement, _ in HAZARDS))
     proc, findings, _ = check(cli, mdir, db_url)
-    hits = [f for f in findings if f["rule"] == rule]
-    assert hits, findings
-    assert {(f["version"], f["line"], f["table"], f["severity"]) for f in hits} == {(2, 2, "public.old", severity)}
-    assert "public.old" in hits[0]["message"]
-    assert not [f for f in findings if f["version"] == 3 and f["rule"] != "down-not-reverting"], findings
+    hazards = [f for f in findings if f["rule"] != "down-not-reverting"]
+    expected = [(version, rule, 2, "public.old", severity)
+                for version, (rule, _, severity) in enumerate(HAZARDS, start=2)]
+    assert [(f["version"], f["rule"], f["line"], f["table"], f["severity"]) for f in hazards] == expected, hazards
+    assert all("public.old" in f["message"] for f in hazards)
+    assert not [f for f in findings if f["version"] == new and f["rule"] != "down-not-reverting"]
+    assert proc.returncode == 0
     untouched(db_url)
 
 
@@ -169,8 +170,8 @@ def test_not_valid_constraints_and_a_proven_not_null_are_not_flagged(cli, mdir, 
     mdir.add(2, "not_valid", "ALTER TABLE old ADD CONSTRAINT old_a_nn CHECK (a IS NOT NULL) NOT VALID;\n"
              "ALTER TABLE old ADD CONSTRAINT old_ref FOREIGN KEY (id) REFERENCES ref (id) NOT VALID;\n",
              "ALTER TABLE old DROP CONSTRAINT old_ref;\nALTER TABLE old DROP CONSTRAINT old_a_nn;\n")
-    mdir.add(3, "validate", "ALTER TABLE old VALIDATE CONSTRAINT old_a_nn;\nALTER TABLE old VALIDATE CONSTRAINT old_ref;\n",
-             "SELECT 1;\n")
+    mdir.add(3, "validate", "ALTER TABLE old VALIDATE CONSTRAINT old_a_nn;\n"
+             "ALTER TABLE old VALIDATE CONSTRAINT old_ref;\n", "SELECT 1;\n")
     mdir.add(4, "set_not_null", "ALTER TABLE old ALTER COLUMN a SET NOT NULL;\n",
              "ALTER TABLE old ALTER COLUMN a DROP NOT NULL;\n")
     _, findings, _ = check(cli, mdir, db_url)
@@ -224,7 +225,8 @@ def test_drift_after_a_hand_made_column(cli, echo_url, db_url):
     proc = cli("check", "--format", "json", "--against", echo_url, url=db_url)
     assert proc.returncode == 1
     findings = json.loads(proc.stdout)["findings"]
-    assert [(f["rule"], f["severity"], f["file"]) for f in findings] == [("drift", "error", f"live:{echo_url.rsplit('/', 1)[1]}")]
+    live = f"live:{echo_url.rsplit('/', 1)[1]}"
+    assert [(f["rule"], f["severity"], f["file"], f["line"]) for f in findings] == [("drift", "error", live, None)]
     assert findings[0]["message"].startswith("column auth.users.nickname exists on the live database but not in "
                                              "what the migrations build at version 2")
     text = cli("check", "--against", echo_url, url=db_url)

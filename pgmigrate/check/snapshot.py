@@ -109,7 +109,8 @@ JOIN pg_namespace n ON n.oid = c.relnamespace {_described("d", "pg_class", "ic.o
 WHERE {_S} AND c.oid <> (SELECT oid FROM tracking) AND {_not_ext("pg_class", "c.oid")}
   AND i.indexrelid NOT IN (SELECT conindid FROM pg_constraint WHERE contype IN ('p', 'u', 'x'))
 UNION ALL
-SELECT 'trigger', n.nspname || '.' || c.relname || '.' || g.tgname, 'trigger', 'relation', n.nspname || '.' || c.relname,
+SELECT 'trigger', n.nspname || '.' || c.relname || '.' || g.tgname, 'trigger',
+       'relation', n.nspname || '.' || c.relname,
        concat_ws(' ', pg_get_triggerdef(g.oid), CASE g.tgenabled WHEN 'D' THEN '(disabled)'
                  WHEN 'R' THEN '(enabled replica)' WHEN 'A' THEN '(enabled always)' END, {_comment("d")})
 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
