@@ -141,9 +141,10 @@ def is_large(rows: int | None, size: int) -> bool:
 
 
 def size_text(rows: int | None, size: int) -> str:
-    """``200,000 rows, 9.9 MB`` (rows unknown when the table was never analyzed)."""
-    count = "row count unknown (never analyzed)" if rows is None else f"{rows:,} rows"
-    return f"{count}, {pretty_bytes(size)}"
+    """``200,000 rows, 9.8 MB`` (no row count for a table never analyzed)."""
+    if rows is None:
+        return f"{pretty_bytes(size)}, never analyzed"
+    return f"{rows:,} rows, {pretty_bytes(size)}"
 
 
 def pretty_bytes(size: int) -> str:
