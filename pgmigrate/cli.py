@@ -219,7 +219,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = add("check", "run every migration on a throwaway database and report what it would do to a live one: "
             "down files that do not revert, locks, rewrites, validating scans, and drift (with --against)")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text: FILE:LINE: severity: rule: message, one line each (default); json: for machines")
     p.add_argument("--against", metavar="URL",
                    help="a live database, only read: judge pending migrations by its table sizes, report drift")
     p.add_argument("--shadow", metavar="URL", help="the server to make the throwaway database on (default: the "
@@ -495,7 +496,7 @@ def cmd_check(args, printer) -> int:
     try:
         report = run_check(settings, against=against, shadow=shadow, on_note=printer.note)
     except KeyboardInterrupt:
-        printer.error("interrupted; the shadow database was dropped")
+        printer.error("interrupted; the throwaway database was dropped, nothing was changed")
         return EXIT_INTERRUPTED
     if args.format == "json":
         printer.line(as_json(report))

@@ -335,7 +335,7 @@ def test_interrupted_check_drops_its_shadow_database(mdir, db_url, pg_server, si
     proc.send_signal(signum)
     done = finish(proc, timeout=30)
     assert done.returncode == 130, done.stderr
-    assert "error: interrupted; the shadow database was dropped" in done.stderr
+    assert "error: interrupted; the throwaway database was dropped, nothing was changed" in done.stderr
     assert not database_exists(pg_server, name)
     untouched(db_url)
 

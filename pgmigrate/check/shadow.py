@@ -53,9 +53,19 @@ class ShadowServer:
         params = self.target.params()
         return f"host {params.get('host') or params.get('hostaddr') or 'localhost'}, port {params.get('port') or 5432}"
 
+    def _maintenance(self) -> psycopg.Connection:
+        try:
+            return connect(self.target, dbname=self.maintenance)
+        except ConnectError as exc:
+            if f'database "{self.maintenance}" does not exist' not in exc.message:
+                raise
+            raise ConnectError(f'check makes its throwaway database through the database "{self.maintenance}", '
+                               f"which does not exist on {self.describe()}; name an existing one with --shadow URL "
+                               "(the URL's database is used)") from None
+
     def create(self) -> Target:
         name = PREFIX + secrets.token_hex(6)
-        with connect(self.target, dbname=self.maintenance) as conn:
+        with self._maintenance() as conn:
             try:
                 conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
             except errors.InsufficientPrivilege:
@@ -67,7 +77,7 @@ class ShadowServer:
 
     def drop(self, target: Target) -> None:
         name = target.params()["dbname"]
-        with connect(self.target, dbname=self.maintenance) as conn:
+        with self._maintenance() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         log.debug("dropped shadow database %s", name)
 
