@@ -69,7 +69,7 @@ def strongest(modes: set[str] | frozenset[str]) -> str | None:
 def lock_effect(mode: str | None) -> str:
     """``SHARE lock: writes wait`` for a pg_locks mode."""
     if mode is None:
-        return "its lock"
+        return "a lock that could not be observed (the statement ran outside a transaction, or in psql)"
     name = _LOCK_NAMES.get(mode, mode)
     if mode == ACCESS_EXCLUSIVE:
         return f"{name} lock: reads and writes wait"
@@ -94,7 +94,7 @@ def rewrite_message(table: str, relkind: str, mode: str | None) -> str:
     if relkind == "m":
         return (f"materialized view {table} is rebuilt under {lock_effect(mode)} until the migration commits; "
                 "use REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index)")
-    return (f"existing table {table} is rewritten (new relfilenode) under {lock_effect(mode)} for as long as "
+    return (f"existing table {table} is rewritten (new relfilenode) under {lock_effect(mode)}, for as long as "
             "copying it and rebuilding its indexes takes; avoid the rewrite (add the column without a volatile "
             "default and backfill in batches; change a type through a new column)")
 
