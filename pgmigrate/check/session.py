@@ -84,7 +84,7 @@ class Session:
                 self.observer.begin()  # what the rolled-back attempt saw is gone with it
         self.refused = [statements[i] for i in sorted(skipped)]
         for statement in self.refused:
-            self._alone(file, statement)
+            self._as_written(file, statement)
 
     def _transaction(self, file: SqlFile, statements: list[tuple[int, sqltext.Statement]], record: str) -> None:
         self.conn.execute("BEGIN")
@@ -116,18 +116,15 @@ class Session:
                 self._rollback()
                 if exc.sqlstate != ACTIVE_SQL_TRANSACTION:
                     raise
-                self._alone(file, statement)
+                self._as_written(file, statement)
                 continue
             self.observer.statement(statement.line, statement.text, self.proofs, in_transaction=True)
             self.conn.execute("COMMIT")
             self.observer.end_transaction()
 
-    def _alone(self, file: SqlFile, statement: sqltext.Statement) -> None:
-        """Run a statement outside any transaction: only what it leaves in the catalog is seen."""
-        self._as_written(file, statement)
-
     def _as_written(self, file: SqlFile, statement: sqltext.Statement) -> None:
-        """Run a statement as it is (in the file's own transaction, if one is open)."""
+        """Run a statement as it is: in the file's own transaction if one is open, else outside any
+        transaction (then only what it leaves in the catalog is seen, not its locks)."""
         self._execute(file, statement)
         if self._in_transaction():
             self.observer.statement(statement.line, statement.text, self.proofs, in_transaction=True)
