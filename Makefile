@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 .DEFAULT_GOAL := help
 .PHONY: help demo venv test test-fast lint bench clean \
         db-up db-down db-status db-connect db-init db-migrate db-migrate-down db-migrate-status \
-        db-migrate-create db-migrate-force db-migrate-redo db-migrate-verify db-migrate-plan \
+        db-migrate-create db-migrate-force db-migrate-redo db-migrate-verify db-migrate-plan db-migrate-check \
         db-seed db-reset db-schema-dump
 
 help: ## list every target with what it does
@@ -91,6 +91,9 @@ db-migrate-verify: $(STAMP) ## check files and history: duplicates, edits, missi
 
 db-migrate-plan: $(STAMP) ## print the exact SQL that db-migrate would run (review it, or apply it with psql -f)
 	@$(MIGRATE) up --sql
+
+db-migrate-check: $(STAMP) ## run the migrations on a throwaway database: locks, rewrites, scans, downs that do not revert (AGAINST=URL, FORMAT=json)
+	@$(MIGRATE) check $(if $(AGAINST),--against "$(AGAINST)") $(if $(FORMAT),--format "$(FORMAT)")
 
 db-seed: $(STAMP) ## load the seed files (idempotent)
 	$(MIGRATE) seed

@@ -227,6 +227,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                        help=f"the tool: {', '.join(formats.names(importable=True))}")
         p.add_argument("source", metavar="SRC", help="the other tool's migrations folder")
 
+    p = add("check", "run every migration on a throwaway database and report what it would do to a live one: "
+            "down files that do not revert, locks, rewrites, validating scans, and drift (with --against)")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text: FILE:LINE: severity: rule: message, one line each (default); json: for machines")
+    p.add_argument("--against", metavar="URL",
+                   help="a live database, only read: judge pending migrations by its table sizes, report drift")
+    p.add_argument("--shadow", metavar="URL", help="the server to make the throwaway database on (default: the "
+                   "configured one; CREATE DATABASE through the URL's database, else 'postgres')")
+    p.add_argument("--set", dest="variables", action="append", type=_variable_arg, default=[], metavar="NAME=VALUE",
+                   help="psql variable for files that use :'NAME' (repeatable)")
+
     p = add("psql", "open psql on the configured database (extra arguments go to psql)")
     p.add_argument("psql_args", nargs=argparse.REMAINDER, metavar="ARGS")
     return parser
@@ -497,6 +508,28 @@ def cmd_psql(args, printer) -> int:
     return EXIT_OK  # not reached: psql replaces this process
 
 
+def cmd_check(args, printer) -> int:
+    from .check import run_check
+    from .check.report import as_json, summary_line, text_lines
+    from .config import Target
+
+    settings = _settings(args)
+    against = Target(args.against, "--against") if args.against else None
+    shadow = Target(args.shadow, "--shadow") if args.shadow else None
+    try:
+        report = run_check(settings, against=against, shadow=shadow, on_note=printer.note)
+    except KeyboardInterrupt:
+        printer.error("interrupted; the throwaway database was dropped, nothing was changed")
+        return EXIT_INTERRUPTED
+    if args.format == "json":
+        printer.line(as_json(report))
+    else:
+        for line in text_lines(report, lambda text, colour: printer.paint(text, colour)):
+            printer.line(line)
+        printer.info(summary_line(report))
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
 def _project_root() -> Path:
     """The folder with the Makefile, found from the working directory upwards."""
     here = Path.cwd()
@@ -511,7 +544,7 @@ HANDLERS = {
     "version": cmd_version, "force": cmd_force, "baseline": cmd_baseline, "rehash": cmd_rehash,
     "verify": cmd_verify, "create": cmd_create, "fresh": cmd_fresh, "seed": cmd_seed,
     "wait": cmd_wait, "server": cmd_server, "psql": cmd_psql, "dump-schema": cmd_dump_schema,
-    "adopt": cmd_adopt, "import": cmd_import,
+    "adopt": cmd_adopt, "import": cmd_import, "check": cmd_check,
 }
 
 

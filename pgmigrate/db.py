@@ -12,6 +12,7 @@ from collections import namedtuple
 from collections.abc import Callable
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from .errors import ConnectError, Remedy, UsageError
 from .target import Target
@@ -54,18 +55,24 @@ def _int(value: str | None) -> int | None:
 
 
 def connect(target: Target, *, dbname: str | None = None, application_name: str | None = None,
-            watch_client: bool = True, notices: Callable[[str], None] | None = None) -> psycopg.Connection:
+            watch_client: bool = True, notices: Callable[[str], None] | None = None,
+            read_only: bool = False) -> psycopg.Connection:
     """Open a connection in autocommit (each statement commits unless it runs in BEGIN ... COMMIT),
     or raise ConnectError with a one-line reason and what to do.
 
     ``watch_client``: the backend checks every second that the runner is still there, so a runner
     killed mid-statement has its transaction rolled back and its locks freed at once (PostgreSQL 14
-    and later). ``notices``: where the server's notices go (else nowhere, as with ``psql -q``)."""
+    and later). ``notices``: where the server's notices go (else nowhere, as with ``psql -q``).
+    ``read_only``: every transaction of the session is read-only (``default_transaction_read_only``)."""
     if dbname:
         target = target.with_dbname(dbname)
     extra = {"application_name": application_name} if application_name else {}
+    conninfo = target.connection_string(**extra)
+    if read_only:
+        options = (target.params().get("options", "") + " -c default_transaction_read_only=on").strip()
+        conninfo = make_conninfo(conninfo, options=options)
     try:
-        conn = psycopg.connect(target.connection_string(**extra), autocommit=True, prepare_threshold=None)
+        conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
     except psycopg.OperationalError as exc:
         raise connection_failure(target, str(exc)) from None
     except psycopg.ProgrammingError:  # cannot happen for a parsed Target; never echo the string

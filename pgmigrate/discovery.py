@@ -132,9 +132,10 @@ class SqlFile:
     def needs_psql(self) -> bool:
         return self.large or self.scan.needs_psql
 
-    def check_runnable(self) -> None:
+    def check_runnable(self, *, no_transaction: bool = True) -> None:
         """Refuse files that would run wrongly: empty, ending the runner's transaction or escaping it,
-        or holding statements a transaction refuses. Nothing has run when this raises."""
+        or (unless ``no_transaction`` is False: ``check`` observes those itself) holding statements a
+        transaction refuses. Nothing has run when this raises."""
         self.directives  # noqa: B018 - raises on an unknown directive
         if self.large:
             for _ in self.lines():  # checks the encoding without holding the file
@@ -161,7 +162,7 @@ class SqlFile:
             raise FileError(f"{self.path}:{line}: {keyword} would end the transaction the runner wraps the "
                             "migration in (and its tracking row); remove it" + self._foreign_hint(),
                             remedy=Remedy("no-transaction"))
-        if self.transactional and self.scan.no_transaction:
+        if no_transaction and self.transactional and self.scan.no_transaction:
             line, what = self.scan.no_transaction[0]
             raise FileError(f"{self.path}:{line}: {what} cannot run inside a transaction, and this file runs "
                             "in one", remedy=Remedy("no-transaction"))
