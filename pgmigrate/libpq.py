@@ -321,7 +321,8 @@ class Connection:
 def connect(conninfo: str, application_name: str, on_error: Callable[[str], MigrateError]) -> Connection:
     """A connection; ``on_error(libpq's message)`` builds the exception raised when it fails."""
     lib = _load()
-    params = {"dbname": conninfo, "application_name": application_name, "connect_timeout": "10",
+    # fallback_: an application_name in the connection string wins (fleet runs tag their targets' sessions)
+    params = {"dbname": conninfo, "fallback_application_name": application_name, "connect_timeout": "10",
               "client_encoding": "UTF8"}
     keys = (ctypes.c_char_p * (len(params) + 1))(*[k.encode() for k in params], None)
     values = (ctypes.c_char_p * (len(params) + 1))(*[v.encode() for v in params.values()], None)
