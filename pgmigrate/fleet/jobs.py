@@ -48,7 +48,10 @@ class Job:
                 self.on_note(f"{target.name}: {result.action} {result.label} ({result.ms:.1f} ms)")
 
         def on_note(text: str) -> None:
-            self.on_note(f"{target.name}: {text}")
+            if text.startswith("warning: "):
+                self.on_note(f"warning: {target.name}: {text.removeprefix('warning: ')}")
+            else:
+                self.on_note(f"{target.name}: {text}")
 
         settings = self.settings(target, target.tagged(self.tags[target.name]))
         output = on_note if self.verbose else None
