@@ -142,7 +142,7 @@ class Report:
 
     def _draw(self) -> None:
         if self.live:
-            self.out.write(_CLEAR + self._progress())
+            self.out.write(_CLEAR + self._progress()[: _columns(self.out) - 1])  # a wrapped line cannot be wiped
             self.out.flush()
             self.drawn = time.monotonic()
 
@@ -170,6 +170,14 @@ def as_json(outcomes: list[Outcome]) -> dict:
 def _names(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    return columns if columns >= 20 else 80  # a terminal that gives no size (0) gets the usual one
 
 
 def _terminal(stream: TextIO) -> bool:
