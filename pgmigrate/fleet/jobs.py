@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ..config import Settings, Target
 from ..engine import Result, Runner
-from ..errors import EXIT_USAGE, ConnectError, MigrateError
+from ..errors import ConnectError, FileError, MigrateError
 from ..output import summary
 from .scheduler import Outcome
 from .targets import FleetTarget
@@ -59,14 +59,17 @@ class Job:
             with Runner(settings, on_result=on_result, on_note=on_note, on_output=output) as runner:
                 outcome = getattr(self, f"_{self.command}")(runner, target.name)
         except MigrateError as exc:
+            for detail in exc.details if self.verbose else []:  # hint, context: the line has the message
+                on_note(detail)
             version = None if isinstance(exc, ConnectError) else self._reached(target)
             outcome = Outcome(target.name, "failed", version=version, error=exc.message,
-                              fatal=exc.exit_code == EXIT_USAGE)
+                              fatal=isinstance(exc, FileError))  # the same files for every target
         except Exception as exc:  # a bug, or a connection ended under it (Ctrl-C ends waiting sessions)
             if self.verbose:
                 self.on_note(f"{target.name}: {traceback.format_exc().rstrip()}")
             outcome = Outcome(target.name, "failed", version=self._reached(target),
-                              error=f"unexpected {type(exc).__name__}: {_first_line(exc)}")
+                              error=f"unexpected {type(exc).__name__}: {_first_line(exc)}; rerun with --verbose "
+                                    "and report it")
         if self.command in ("up", "down"):
             outcome.applied = [r.label for r in results]
             if outcome.state == "failed" and results:  # what committed before the failure
