@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MIGRATE := $(PY) scripts/migrate.py
+# TARGETS=file: the db-migrate* targets run on every database of that file ('[NAME ]URL' lines)
+FLEET := $(if $(TARGETS),--targets "$(TARGETS)")
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -66,14 +68,14 @@ db-connect: $(STAMP) ## open psql on the configured database
 db-init: $(STAMP) ## create the database if missing and the tracking table
 	$(MIGRATE) init
 
-db-migrate: $(STAMP) ## apply every pending migration
-	$(MIGRATE) up
+db-migrate: $(STAMP) ## apply every pending migration (TARGETS=file: on every database listed in it)
+	$(MIGRATE) $(FLEET) up
 
 db-migrate-down: $(STAMP) ## roll back the newest migration, or N of them: make db-migrate-down N=2
-	$(MIGRATE) down $(or $(N),1)
+	$(MIGRATE) $(FLEET) down $(or $(N),1)
 
 db-migrate-status: $(STAMP) ## list every migration and its state
-	$(MIGRATE) status
+	$(MIGRATE) $(FLEET) status
 
 db-migrate-create: $(STAMP) ## write the next migration's up/down files: make db-migrate-create NAME=add_users
 	@test -n "$(NAME)" || { echo "error: give the migration a name: make db-migrate-create NAME=add_users" >&2; exit 2; }
@@ -81,16 +83,16 @@ db-migrate-create: $(STAMP) ## write the next migration's up/down files: make db
 
 db-migrate-force: $(STAMP) ## re-run version V's up file and clear its dirty mark: make db-migrate-force V=3
 	@test -n "$(V)" || { echo "error: say which version: make db-migrate-force V=3" >&2; exit 2; }
-	$(MIGRATE) force "$(V)"
+	$(MIGRATE) $(FLEET) force "$(V)"
 
 db-migrate-redo: $(STAMP) ## roll back the newest migration and apply it again
-	$(MIGRATE) redo
+	$(MIGRATE) $(FLEET) redo
 
 db-migrate-verify: $(STAMP) ## check files and history: duplicates, edits, missing files, dirty, out of order
-	$(MIGRATE) verify
+	$(MIGRATE) $(FLEET) verify
 
 db-migrate-plan: $(STAMP) ## print the exact SQL that db-migrate would run (review it, or apply it with psql -f)
-	@$(MIGRATE) up --sql
+	@$(MIGRATE) $(FLEET) up --sql
 
 db-migrate-check: $(STAMP) ## run the migrations on a throwaway database: locks, rewrites, scans, downs that do not revert (AGAINST=URL, FORMAT=json)
 	@$(MIGRATE) check $(if $(AGAINST),--against "$(AGAINST)") $(if $(FORMAT),--format "$(FORMAT)")

@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import signal
 import statistics
@@ -58,7 +59,7 @@ RESULTS = ROOT / "benchmarks" / "results.md"
 DB_PREFIX = "pgmigrate_bench_"
 MIB = 1024 * 1024
 
-WORKLOADS = ("small", "realistic", "own", "bridge", "seed")
+WORKLOADS = ("small", "realistic", "own", "bridge", "seed", "fleet")
 
 # Targets: ratios of the runner's median to the floor's median (same run), seconds, MiB.
 # Per-migration overhead is what is judged: the workloads of many migrations. Where a run is a few
@@ -70,6 +71,8 @@ STATUS_SECONDS = 0.30
 VERSION_SECONDS = 0.25
 CHECK_SECONDS = {"realistic": 60.0, "own": 10.0}  # 'check' (up, down, up again on a shadow database)
 MAX_RSS_MIB = 80.0
+FLEET_RATIO = 0.5  # the fleet run against the same work done by sequential invocations
+FLEET_MAX_RSS_MIB = 150.0
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,13 @@ class Sizes:
     realistic_rows: int = 2000
     bridge: int = 1000
     seed_mib: int = 200
+    fleet_databases: int = 50
+    fleet_migrations: int = 20
+    fleet_parallel: int = 8
 
 
 FULL = Sizes()
-QUICK = Sizes(small=100, realistic=20, realistic_rows=500, bridge=100, seed_mib=20)
+QUICK = Sizes(small=100, realistic=20, realistic_rows=500, bridge=100, seed_mib=20, fleet_databases=10)
 
 
 # --- measuring one command ---
@@ -518,6 +524,11 @@ def build_workloads(keys: list[str], sizes: Sizes, work: Path) -> list[Workload]
             w.migrations_dir = ROOT / "migrations" / "postgres"
             w.migrations = own_migrations()
             w.title = f"the repository's migrations/postgres ({len(w.migrations)} migrations)"
+        elif key == "fleet":
+            w = Workload(key, f"{sizes.fleet_databases} databases x {sizes.fleet_migrations} small migrations "
+                              f"(CREATE TABLE + CREATE INDEX), fleet up with --parallel {sizes.fleet_parallel}")
+            w.migrations_dir = work / key
+            w.migrations = _write_migrations(w.migrations_dir, small_migrations(sizes.fleet_migrations))
         elif key == "bridge":
             w = Workload(key, f"{sizes.bridge} psql-bridge migrations (\\set, then :n in CREATE TABLE)")
             w.migrations_dir = work / key
@@ -573,6 +584,24 @@ class Case:
         peak = self.peak_rss_mib()
         return None if peak is None else peak <= MAX_RSS_MIB
 
+@dataclass
+class FleetCase:
+    """The fleet workload: the same databases migrated three ways, once each per run."""
+
+    workload: Workload
+    databases: int
+    parallel: int
+    floor: list[Sample] = field(default_factory=list)  # every database's psql floor, all at once
+    sequential: list[Sample] = field(default_factory=list)  # one `up` per database, one after another (summed)
+    fleet: list[Sample] = field(default_factory=list)  # one `--targets FILE up --parallel N`
+    error: str | None = None
+
+    def ratio(self, other: list[Sample]) -> float | None:
+        return median(self.fleet) / median(other) if self.fleet and other else None
+
+    def peak_rss_mib(self) -> float | None:
+        return max(s.rss_kib for s in self.fleet) / 1024 if self.fleet else None
+
 
 def median(samples: list[Sample]) -> float:
     return statistics.median(s.seconds for s in samples)
@@ -621,8 +650,12 @@ class Bench:
         w = Workload("warm-up", "warm-up", migrations_dir=folder)
         _write_migrations(folder, iter(items))
         target = self.server.create()
+        listing = folder.parent / "warm-up-targets.txt"
+        listing.touch(mode=0o600)
+        listing.write_text(target.conninfo + "\n")
         try:
-            for command in (["up"], ["status"], ["version"], ["down", "--all"], ["check"]):
+            for command in (["up"], ["status"], ["version"], ["down", "--all"], ["check"],
+                            ["--targets", str(listing), "up"]):
                 self.runner(target, w, *command)
         finally:
             self.server.drop(target)
@@ -694,6 +727,75 @@ class Bench:
                 self._check_applied(target, workload, 0 if workload.floor_down else len(workload.migrations))
         finally:
             self.server.drop(target)
+
+    # --- the fleet workload ---
+
+    def run_fleet(self, workload: Workload, databases: int, parallel: int, work: Path) -> FleetCase:
+        """Per run, on the same databases emptied before each step (dropping and creating 50 databases
+        costs a checkpoint each): every database's psql floor started at once, one `up` per database
+        one after another, and one fleet `up`; in a rotating order."""
+        case = FleetCase(workload, databases, parallel)
+        targets = [self.server.create() for _ in range(databases)]
+        listing = work / "fleet-targets.txt"
+        listing.touch(mode=0o600)  # the connection strings may hold the password
+        listing.write_text("".join(f"{t.conninfo}\n" for t in targets))
+        steps = [self._fleet_floor, self._fleet_sequential, self._fleet_run]
+        try:
+            for run in range(1, self.runs + 1):
+                for step in steps[(run - 1) % 3:] + steps[: (run - 1) % 3]:
+                    self._fleet_empty(targets, tracking_table=step == self._fleet_floor)
+                    self.server.checkpoint()
+                    step(case, targets, listing, work, run)
+                    self._fleet_check(targets, len(workload.migrations))
+        except CommandFailed as exc:
+            self.log(f"  FAILED: {exc}")
+            case.error = str(exc)
+        finally:
+            for target in targets:
+                self.server.drop(target)
+        return case
+
+    def _fleet_empty(self, targets: list[Target], *, tracking_table: bool) -> None:
+        for target in targets:
+            self.server.query(target, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"
+                                      + (f"; {tracking.CREATE_SQL}" if tracking_table else ""))
+
+    def _fleet_check(self, targets: list[Target], expected: int) -> None:
+        for target in targets:
+            count = self.server.query(target, f"SELECT count(*) FROM {tracking.QUALIFIED}")[0][0]
+            if count != expected:
+                raise CommandFailed(f"fleet: {count} tracking rows where {expected} were expected")
+
+    def _fleet_floor(self, case: FleetCase, targets: list[Target], listing: Path, work: Path, run: int) -> None:
+        script = work / "fleet-floor.sh"
+        lines = ["pids=''"]
+        for target in targets:  # every database has the same credentials: only the database differs
+            argv, env = psql_command(target, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(case.workload.floor_up)])
+            database = f"PGDATABASE={shlex.quote(env['PGDATABASE'])} "
+            lines.append(database + " ".join(shlex.quote(a) for a in argv) + ' & pids="$pids $!"')
+        lines += ["status=0", 'for pid in $pids; do wait "$pid" || status=1; done', "exit $status"]
+        script.write_text("\n".join(lines) + "\n")
+        sample = measure(["/bin/sh", str(script)], env=env, label=f"fleet: {len(targets)} parallel psql floors")
+        case.floor.append(sample)
+        self.log(f"  run {run}: floor, {len(targets)} psql at once {sample.seconds:.3f} s")
+
+    def _fleet_sequential(self, case: FleetCase, targets: list[Target], listing: Path, work: Path,
+                          run: int) -> None:
+        samples = [self.runner(target, case.workload, "up") for target in targets]
+        total = Sample(sum(s.seconds for s in samples), max(s.rss_kib for s in samples), 0,
+                       sum(s.cpu for s in samples))
+        case.sequential.append(total)
+        self.log(f"  run {run}: {len(targets)} sequential up {total.seconds:.3f} s")
+
+    def _fleet_run(self, case: FleetCase, targets: list[Target], listing: Path, work: Path, run: int) -> None:
+        env = self.runner_env(targets[0], case.workload)
+        del env["DATABASE_URL"]
+        p = str(case.parallel)
+        argv = [sys.executable, str(MIGRATE), "--dir", str(case.workload.migrations_dir), "--targets", str(listing),
+                "up", "--parallel", p, "--per-host", p]
+        sample = measure(argv, env=env, label=f"fleet: up --parallel {p}")
+        case.fleet.append(sample)
+        self.log(f"  run {run}: fleet up --parallel {p} {sample.seconds:.3f} s, {sample.rss_kib / 1024:.1f} MiB")
 
     def _check_seeded(self, target: Target, workload: Workload) -> None:
         count = self.server.query(target, "SELECT count(*) FROM bench_seed")[0][0]
@@ -794,8 +896,32 @@ def table(cases: list[Case]) -> str:
         )
     return "\n".join(lines)
 
+def fleet_table(case: FleetCase) -> str:
+    n, p = case.databases, case.parallel
+    head = (f"| databases x migrations | floor: {n} psql at once s | {n} sequential `up` s "
+            f"| fleet `up --parallel {p}` s | fleet / sequential | target | time | fleet / floor "
+            f"| sequential CPU s | fleet CPU s "
+            f"| fleet max RSS MiB | memory ≤ {FLEET_MAX_RSS_MIB:.0f} MiB |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    size = f"{n} x {len(case.workload.migrations)}"
+    if case.error and not case.fleet:
+        lines.append(f"| {size} | {_seconds(case.floor)} | {_seconds(case.sequential)} | failed | — | — | **FAIL** "
+                     "| — | — | — | — | — |")
+        return "\n".join(lines)
+    ratio, floor_ratio, peak = case.ratio(case.sequential), case.ratio(case.floor), case.peak_rss_mib()
+    lines.append(
+        f"| {size} | {_seconds(case.floor)} | {_seconds(case.sequential)} | {_seconds(case.fleet)} | "
+        f"{f'{ratio:.3f}' if ratio is not None else '—'} | ≤ {FLEET_RATIO:.2f}x sequential | "
+        f"{_verdict(None if ratio is None else ratio <= FLEET_RATIO)} | "
+        f"{f'{floor_ratio:.3f}' if floor_ratio is not None else '—'} | {_cpu(case.sequential)} | {_cpu(case.fleet)} | "
+        f"{f'{peak:.1f}' if peak is not None else '—'} | "
+        f"{_verdict(None if peak is None else peak <= FLEET_MAX_RSS_MIB)} |"
+    )
+    return "\n".join(lines)
 
-def report(cases: list[Case], workloads: list[Workload], info: dict[str, str]) -> str:
+
+def report(cases: list[Case], workloads: list[Workload], info: dict[str, str],
+           fleet: FleetCase | None = None) -> str:
     out = [
         "# Benchmark results",
         "",
@@ -811,9 +937,15 @@ def report(cases: list[Case], workloads: list[Workload], info: dict[str, str]) -
         "",
     ]
     out += [f"- **{w.key}**: {w.title}" for w in workloads]
+    if cases:
+        out += ["", table(cases)]
+    if fleet is not None:
+        out += ["", fleet_table(fleet), "",
+                f"Fleet: the same {fleet.databases} databases, emptied before each of the three; the sequential "
+                f"time is the sum of {fleet.databases} `up` commands, each with its own start-up; the fleet runs with "
+                f"`--per-host {fleet.parallel}` (all the databases are on one server); its memory is the peak of its "
+                "one process."]
     out += [
-        "",
-        table(cases),
         "",
         "Seconds are wall time of the whole command (process start-up included), median and min-max over the "
         "runs; ratio is the runner's median over the floor's median; CPU is the median user + system time of the "
@@ -821,6 +953,8 @@ def report(cases: list[Case], workloads: list[Workload], info: dict[str, str]) -
         "See benchmarks/README.md.",
     ]
     errors = {c.workload.key: c.error for c in cases if c.error}
+    if fleet is not None and fleet.error:
+        errors["fleet"] = fleet.error
     if errors:
         out += ["", "Failures (the workload's remaining runs were skipped):", ""]
         out += [f"- {key}: {error}" for key, error in errors.items()]
@@ -901,9 +1035,13 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(server, args.runs, log, work / "pycache")
         bench.warm_up(work / "warm-up")
         cases: list[Case] = []
+        fleet: FleetCase | None = None
         for w in workloads:
             log(f"{w.key}: {w.title}")
-            cases += bench.run(w)
+            if w.key == "fleet":
+                fleet = bench.run_fleet(w, sizes.fleet_databases, sizes.fleet_parallel, work)
+            else:
+                cases += bench.run(w)
         psql_version = subprocess.run([bench.psql, "--version"], capture_output=True, text=True).stdout.strip()
         params = target.params()
         info = {
@@ -919,12 +1057,12 @@ def main(argv: list[str] | None = None) -> int:
             "load_start": load_start,
             "load_end": load_average(),
         }
-        text = report(cases, workloads, info)
+        text = report(cases, workloads, info, fleet)
         print(text)
         if args.output != "-":
             Path(args.output).write_text(text)
             log(f"wrote {args.output}")
-        failed = any(c.error for c in cases)
+        failed = any(c.error for c in cases) or bool(fleet and fleet.error)
         return 1 if failed else 0
     except KeyboardInterrupt:
         log("interrupted; dropping the benchmark databases")

@@ -21,7 +21,9 @@ from .errors import (
     EXIT_USAGE,
     MigrateError,
     StateError,
+    UsageError,
 )
+from .fleet import options as fleet_options
 
 EPILOG = f"""exit codes:
   {EXIT_OK}  success (also: nothing to apply)
@@ -117,6 +119,7 @@ def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="show notices, psql output and tracebacks",
                         **flag)
     parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and requested data", **flag)
+    fleet_options.add_target_options(parser, **flag)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -131,6 +134,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _global_options(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = _run_options()
+    fleet, fleet_fmt = fleet_options.run_options(with_format=False), fleet_options.run_options(with_format=True)
     # The global options are taken after the command too ('up -q'); there they override only when given.
     again = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
     _global_options(again.add_argument_group("global options (also before the command)"), argparse.SUPPRESS)
@@ -143,7 +147,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     add("init", "create the database if missing (via the postgres database) and the tracking table", parents=[run])
 
-    p = add("up", "apply pending migrations in version order, each in its own transaction", parents=[run])
+    p = add("up", "apply pending migrations in version order, each in its own transaction", parents=[run, fleet_fmt])
     p.add_argument("--to", type=_version_arg, metavar="V", help="stop after version V")
     p.add_argument("--steps", type=_count_arg, metavar="N", help="apply at most N migrations")
     p.add_argument("--dry-run", action="store_true", help="list what would be applied; change nothing")
@@ -154,7 +158,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--single-transaction", action="store_true",
                    help="apply every pending migration and its tracking row in ONE transaction: all or nothing")
 
-    p = add("down", "roll back applied migrations, newest first (default 1)", parents=[run])
+    p = add("down", "roll back applied migrations, newest first (default 1)", parents=[run, fleet_fmt])
     p.add_argument("count", nargs="?", type=_count_arg, default=None, metavar="N", help="how many (default 1)")
     p.add_argument("--to", type=_version_arg, metavar="V", help="roll back everything above V (V stays applied)")
     p.add_argument("--all", action="store_true", help="roll back everything")
@@ -164,11 +168,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = add("redo", "roll back the newest migration and apply it again (both files checked first)", parents=[run])
     p.add_argument("--dry-run", action="store_true", help="list what would run; change nothing")
 
-    p = add("status", "list every migration with its state, then a summary")
+    p = add("status", "list every migration with its state, then a summary", parents=[fleet])
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--check", action="store_true", help="exit 1 unless everything is applied and clean")
 
-    add("version", "print the highest applied version (0 when none)")
+    add("version", "print the highest applied version (0 when none)", parents=[fleet_fmt])
 
     p = add("force", "re-run version V's up file now, record it and clear its dirty mark", parents=[run])
     p.add_argument("version", type=_version_arg, metavar="V")
@@ -179,7 +183,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = add("rehash", "record the current checksum of version V's file after an intended edit", parents=[run])
     p.add_argument("version", type=_version_arg, metavar="V")
 
-    add("verify", "report duplicate, invalid, changed, missing, dirty and out-of-order migrations")
+    add("verify", "report duplicate, invalid, changed, missing, dirty and out-of-order migrations", parents=[fleet_fmt])
 
     p = add("create", "write the next version's .up.sql and .down.sql files")
     p.add_argument("name", help="letters, digits, '_' and '-', e.g. add_users_table")
@@ -561,6 +565,12 @@ def main(argv: list[str] | None = None) -> int:
         args.psql_args = psql_args
     printer = Printer(quiet=args.quiet)
     try:
+        if fleet_options.fleet_requested(args):
+            from .fleet.command import run as run_fleet
+
+            return run_fleet(args, printer, _settings(args))
+        if fleet_options.misplaced(args):
+            raise UsageError(fleet_options.misplaced(args))
         return HANDLERS[args.command](args, printer)
     except MigrateError as exc:
         printer.error(exc.worded(CLI_WORDS), exc.details)
@@ -577,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-_TAKES_VALUE = ("--database-url", "--dir")
+_TAKES_VALUE = ("--database-url", "--dir", "--targets", "--targets-query")
 
 
 def _command(argv: list[str]) -> str | None:
