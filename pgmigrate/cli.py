@@ -232,7 +232,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("source", metavar="SRC", help="the other tool's migrations folder")
 
     p = add("check", "run every migration on a throwaway database and report what it would do to a live one: "
-            "down files that do not revert, locks, rewrites, validating scans, and drift (with --against)")
+            "down files that do not revert, locks, rewrites, validating scans, and drift (with --against)",
+            parents=[fleet])
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="text: FILE:LINE: severity: rule: message, one line each (default); json: for machines")
     p.add_argument("--against", metavar="URL",

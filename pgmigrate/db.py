@@ -132,6 +132,27 @@ def rows(conn: psycopg.Connection, sql: str, params: tuple | None = None) -> lis
             return found
 
 
+def run_script(conn: psycopg.Connection, sql: str) -> tuple[int, ServerError] | None:
+    """Send several statements as one simple query and wait for all of them (psycopg's wait:
+    Ctrl-C cancels on the server). None when every statement succeeded; else the index of the
+    statement that failed (0-based; the server stops there) and its error."""
+    from psycopg import errors, generators, pq
+
+    encoding = conn.info.encoding
+    conn.pgconn.send_query(sql.encode(encoding))
+    results = conn.wait(generators.execute(conn.pgconn))
+    for index, result in enumerate(results):
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            return index, server_error(errors.error_from_result(result, encoding=encoding), conn)
+        if result.status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH):
+            conn.close()  # mid-COPY: the session cannot go on
+            return index, ServerError("COPY to or from the client cannot run in-process (its data would have "
+                                      "nowhere to go); use COPY ... FROM stdin with its data in the file, which "
+                                      "runs through psql, or COPY to or from a file on the server",
+                                      None, None, None, None, None, None, None, False)
+    return None
+
+
 def in_transaction(conn: psycopg.Connection) -> bool:
     return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 

@@ -15,9 +15,9 @@ from contextlib import suppress
 
 import psycopg
 
-from . import sqltext
+from . import locate, sqltext
 from .config import Limits
-from .db import SESSION_RESET_SQL, ServerError, in_transaction, server_error
+from .db import SESSION_RESET_SQL, ServerError, in_transaction, run_script, server_error
 from .discovery import SqlFile, display_path
 from .errors import MigrationFailed
 from .tracking import Step, dirty_mark, render
@@ -35,7 +35,7 @@ def failure(file: SqlFile, exc: ServerError, *, base: int | None = 0, dirty: boo
     if exc.position and base is not None:
         line = sqltext.line_of_position(file.text, exc.position, base)
     elif statement is not None:
-        line = statement.line
+        line = locate.context_line(file.text, file.scan, statement, exc.context) or statement.line
     where = display_path(file) + (f":{line}" if line else "")
     sqlstate = exc.sqlstate
     details = []
@@ -68,10 +68,7 @@ def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits:
     tracking = SESSION_RESET_SQL + "".join(render(sql, params) + ";\n" for sql, params in steps) + "COMMIT"
     try:
         with watching(watch, conn.info.backend_pid):
-            try:
-                conn.execute(prefix + file.text)
-            except psycopg.Error as exc:
-                raise failure(file, server_error(exc, conn), base=-len(prefix)) from None
+            _run_file(conn, file, prefix, len(limits.set_local_statements()) + 1)
         if not in_transaction(conn):
             raise escaped(conn, file, steps)
         try:
@@ -81,6 +78,20 @@ def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits:
     finally:
         if not conn.closed and in_transaction(conn):
             rollback(conn)
+
+
+def _run_file(conn: Connection, file: SqlFile, prefix: str, prefix_statements: int) -> None:
+    """Send ``prefix`` (``prefix_statements`` statements) and the file as one query; on an error,
+    raise it pointing at the statement that failed (the server stops at it)."""
+    try:
+        failed = run_script(conn, prefix + file.text)
+    except psycopg.Error as exc:  # the connection itself failed
+        raise failure(file, server_error(exc, conn), base=None) from None
+    if failed is not None:
+        index, error = failed
+        found = locate.statements(file.scan)
+        at = index - prefix_statements
+        raise failure(file, error, base=-len(prefix), statement=found[at] if 0 <= at < len(found) else None)
 
 
 def escaped(conn: Connection, file: SqlFile, steps: Sequence[Step]) -> MigrationFailed:
@@ -111,10 +122,7 @@ def _group(conn: Connection, group: Sequence[tuple[SqlFile, Sequence[Step]]], li
         conn.execute("BEGIN;\n" + "".join(f"{s};\n" for s in limits.set_local_statements()))
         for file, steps in group:
             with watching(watch, conn.info.backend_pid):
-                try:
-                    conn.execute(file.text)
-                except psycopg.Error as exc:
-                    raise failure(file, server_error(exc, conn), base=0) from None
+                _run_file(conn, file, "", 0)
             if not in_transaction(conn):
                 raise escaped(conn, file, [])
             try:

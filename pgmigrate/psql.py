@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import locate
 from .config import Limits
 from .db import CHECK_CLIENT_SQL, SESSION_RESET
 from .discovery import SqlFile, display_path
@@ -46,7 +47,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
-_ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>ERROR|FATAL|PANIC):\s+(?P<rest>.*)$")
+# psql names file and line for what it read from a file (\\i); for what the runner sent on its
+# standard input, it prints the bare level.
+_ERROR_LINE = re.compile(r"^(psql:(?P<file>.*?):(?P<line>\d+): )?(?P<level>ERROR|FATAL|PANIC):\s+(?P<rest>.*)$")
 _SQLSTATE = re.compile(r"^(?P<state>[0-9A-Z]{5}): (?P<msg>.*)$")
 _STATEMENT_LINE = re.compile(r"^LINE (\d+): ")
 _BARE_FATAL = re.compile(r"^psql: (?:error: )?(?P<rest>.*)$")
@@ -368,7 +371,7 @@ def _named_in(lines: list[str], files: list[SqlFile]) -> SqlFile | None:
     for raw in lines:
         m = _ERROR_LINE.match(raw)
         if m:
-            reported = Path(m.group("file")).name
+            reported = Path(m.group("file") or "<stdin>").name
             return next((f for f in files if f.path.name == reported or reported.startswith(f.path.stem + ".")),
                         files[0])
     return files[0] if files else None
@@ -403,8 +406,8 @@ def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool) -> 
         m = _ERROR_LINE.match(raw)
         if not m:
             continue
-        reported = m.group("file")
-        line = int(m.group("line"))
+        reported = m.group("file") or "<stdin>"
+        line = int(m.group("line") or 0)
         rest = m.group("rest")
         state = None
         sm = _SQLSTATE.match(rest)
@@ -447,15 +450,33 @@ def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool) -> 
 def error_line(file: SqlFile, reported: int, following: list[str]) -> int:
     """The line of the error itself. psql reports the input line it had reached (where the failing
     statement's ';' is) and, in ``LINE n:``, the line within the statement it sent; the lexer knows
-    where that statement's buffer began."""
+    where that statement's buffer began. Without ``LINE n:`` (an error at run time), the statement's
+    first line, or the line inside a DO block or function of the file that CONTEXT names."""
     m = next((_STATEMENT_LINE.match(ln) for ln in following if _STATEMENT_LINE.match(ln)), None)
-    if m is None or file.large:
+    if file.large:
         return reported
+    if m is None:
+        statement = locate.statement_at_line(file.scan, file.text, reported)
+        mapped = locate.context_line(file.text, file.scan, statement, _context(following))
+        return mapped or (statement.line if statement else reported)
     for statement in reversed(file.scan.statements):
         if statement.buffer_line <= reported:
             end = statement.line + line_of(statement.text, len(statement.text)) - 1
             return statement.buffer_line + int(m.group(1)) - 1 if end >= reported else reported
     return reported
+
+
+def _context(following: list[str]) -> str | None:
+    """The CONTEXT of an error in psql's verbose output (it may run over several lines)."""
+    lines: list[str] = []
+    for ln in following:
+        if ln.startswith("CONTEXT:"):
+            lines.append(ln.split(":", 1)[1].strip())
+        elif lines and not re.match(r"^(LOCATION|STATEMENT|DETAIL|HINT|QUERY|psql):?", ln):
+            lines.append(ln.strip())
+        elif lines or _ERROR_LINE.match(ln):
+            break
+    return "\n".join(lines) or None
 
 
 def variables_problem(file: SqlFile, given: dict[str, str]) -> tuple[str, str] | None:

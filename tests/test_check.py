@@ -353,3 +353,22 @@ def test_bad_files_are_refused_before_anything_runs(cli, mdir, db_url):
     assert "0002_bad.up.sql:1: BEGIN would end the transaction" in proc.stderr
     assert "shadow database" not in proc.stderr
     untouched(db_url)
+
+
+def test_check_across_a_fleet_reports_drift_per_target(cli, pg_server, echo_template, tmp_path, db_url):
+    names = [pg_server.create_db(template=echo_template) for _ in range(2)]
+    try:
+        query(pg_server.url(names[1]), "ALTER TABLE auth.users ADD COLUMN nickname text")
+        listing = tmp_path / "targets.txt"
+        listing.write_text("".join(f"t{i} {pg_server.url(n)}\n" for i, n in enumerate(names)))
+        proc = cli("check", "--targets", str(listing), "--format", "json", url=db_url)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        report = {t["name"]: t for t in json.loads(proc.stdout)["targets"]}
+        assert report["t0"]["state"] == "ok" and report["t1"]["state"] == "failed"
+        assert "drift" in report["t1"]["error"] and "nickname" in report["t1"]["error"]
+        assert "nickname" not in {r[0] for r in query(pg_server.url(names[0]),
+                                                      "SELECT column_name FROM information_schema.columns "
+                                                      "WHERE table_name = 'users'")}
+    finally:
+        for n in names:
+            pg_server.drop_db(n)

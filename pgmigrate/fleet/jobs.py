@@ -62,7 +62,9 @@ class Job:
             for detail in exc.details if self.verbose else []:  # hint, context: the line has the message
                 on_note(detail)
             version = None if isinstance(exc, ConnectError) else self._reached(target)
-            outcome = Outcome(target.name, "failed", version=version, error=exc.message,
+            from ..cli import CLI_WORDS
+
+            outcome = Outcome(target.name, "failed", version=version, error=exc.worded(CLI_WORDS),
                               fatal=isinstance(exc, FileError))  # the same files for every target
         except Exception as exc:  # a bug, or a connection ended under it (Ctrl-C ends waiting sessions)
             if self.verbose:
@@ -90,7 +92,7 @@ class Job:
     def _up(self, runner: Runner, name: str) -> Outcome:
         a = self.args
         results = runner.up(to=a.to, steps=a.steps, dry_run=a.dry_run, allow_out_of_order=a.allow_out_of_order,
-                            ignore_changed=a.ignore_changed)
+                            ignore_changed=a.ignore_changed, single_transaction=a.single_transaction)
         verb = "would apply" if a.dry_run else "applied"
         return Outcome(name, "ok", version=runner.version()[0], detail=_did(verb, results, "up to date"))
 
@@ -122,6 +124,22 @@ class Job:
             return Outcome(name, "ok", version=version, detail="no problems")
         return Outcome(name, "failed", version=version, detail=f"{len(problems)} problem(s)",
                        error="; ".join(problems))
+
+
+    def _check(self, runner: Runner, name: str) -> Outcome:
+        """``check --against`` the target: its drift, and the hazards of what is pending there judged
+        by its table sizes (the throwaway database on the configured server, or --shadow's)."""
+        from ..check import run_check
+        from ..target import Target as Shadow
+
+        shadow = Shadow(self.args.shadow, "--shadow") if self.args.shadow else None
+        report = run_check(self.base, against=runner.settings.target, shadow=shadow, on_note=self.on_note)
+        detail = ", ".join(f"{report.count(s)} {s}(s)" for s in ("error", "warning", "info"))
+        if report.failed:
+            first = next(f for f in report.findings if f.severity == "error")
+            return Outcome(name, "failed", version=runner.version()[0], detail=detail,
+                           error=f"{first.file}:{first.line or ''}: {first.rule}: {first.message}")
+        return Outcome(name, "ok", version=runner.version()[0], detail=detail)
 
 
 def _did(verb: str, results: list[Result], nothing: str) -> str:

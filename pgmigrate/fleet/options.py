@@ -6,7 +6,7 @@ import argparse
 
 DEFAULT_PARALLEL = 4
 DEFAULT_PER_HOST = 2  # one server's share: its CPU and disk serve every database on it
-COMMANDS = ("up", "down", "status", "version", "verify")
+COMMANDS = ("up", "down", "status", "version", "verify", "check")
 RUN_OPTIONS = ("parallel", "per_host", "canary", "max_failures")
 
 
@@ -22,7 +22,7 @@ def _whole(minimum: int):
 def add_target_options(parser: argparse.ArgumentParser, **flag: object) -> None:
     """``--targets`` / ``--targets-query``: global options, before or after the command."""
     parser.add_argument("--targets", metavar="FILE", help="run on every database of FILE: one '[NAME ]URL' a line "
-                        "(up, down, status, version, verify)", **flag)
+                        "(up, down, status, version, verify, check)", **flag)
     parser.add_argument("--targets-query", metavar="SQL", help="run on the databases SQL returns, run on the "
                         "configured database: each row's first column a database name on that server, or a URL",
                         **flag)
@@ -52,7 +52,7 @@ def fleet_requested(args: argparse.Namespace) -> bool:
 def misplaced(args: argparse.Namespace) -> str | None:
     """What is wrong with fleet options given without a fleet run, if anything."""
     given = [f"--{name.replace('_', '-')}" for name in RUN_OPTIONS if getattr(args, name, None) is not None]
-    if getattr(args, "format", None) == "json" and args.command != "status":
+    if getattr(args, "format", None) == "json" and args.command not in ("status", "check"):
         given.append("--format json")
     if given:
         return f"{', '.join(given)} needs --targets FILE or --targets-query SQL (a run on many databases)"
