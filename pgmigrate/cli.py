@@ -38,26 +38,41 @@ variables, else the embedded server (make db-up); a .env file in the working dir
 variables the environment does not set."""
 
 
+def whole_number(text: str) -> int | None:
+    """The value of a whole number written with the digits 0-9 only, else None (``int()`` would also
+    take other scripts' digits, '+3', ' 3' and '1_000')."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _version_arg(text: str) -> int:
-    if not text.isdigit() or int(text) > 2**63 - 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a migration version (a whole number)")
-    return int(text)
+    value = whole_number(text)
+    if value is None or value > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a migration version (a whole number, digits 0-9)")
+    return value
 
 
 def _count_arg(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a count (a whole number of 1 or more)")
-    return int(text)
+    value = whole_number(text)
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a count (a whole number of 1 or more, digits 0-9)")
+    return value
+
+
+def _retries_arg(text: str) -> int:
+    value = whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of retries (a whole number, digits 0-9)")
+    return value
 
 
 def _seconds_arg(text: str) -> float:
-    try:
-        value = float(text.removesuffix("s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if value < 0:
+    number = text.removesuffix("s")
+    if number.startswith("-"):
         raise argparse.ArgumentTypeError("seconds cannot be negative")
-    return value
+    whole, _, fraction = number.partition(".")
+    if not (whole or fraction) or any(part and whole_number(part) is None for part in (whole, fraction)):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds (such as 5 or 0.5)")
+    return float(number)
 
 
 def _variable_arg(text: str) -> tuple[str, str]:
@@ -75,7 +90,7 @@ def _run_options() -> argparse.ArgumentParser:
                    help="give up after waiting S seconds for another runner's lock (default 60)")
     g.add_argument("--lock-timeout", type=_seconds_arg, default=5.0, metavar="S",
                    help="SET LOCAL lock_timeout for each migration; 0 disables (default 5)")
-    g.add_argument("--lock-retries", type=int, default=3, metavar="N",
+    g.add_argument("--lock-retries", type=_retries_arg, default=3, metavar="N",
                    help="retries of a migration that hit the lock timeout (default 3)")
     g.add_argument("--statement-timeout", type=_seconds_arg, default=0.0, metavar="S",
                    help="SET LOCAL statement_timeout for each migration; 0 means none (default)")

@@ -156,7 +156,7 @@ def resolve_target(cli_url: str | None, env: Mapping[str, str]) -> Target:
         params = {key: env[var] for var, key in LIBPQ_VARS.items() if env.get(var)}
         return Target(make_conninfo("", **params), "PG* variables")
     port = env.get("LOCAL_PG_PORT") or str(EMBEDDED_PORT)
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):
         raise UsageError(f"LOCAL_PG_PORT={port!r} is not a port number; set it to a number such as {EMBEDDED_PORT}")
     db = env.get("LOCAL_PG_DB") or EMBEDDED_DB
     return Target(f"postgresql://postgres@127.0.0.1:{port}/{db}", "embedded server")

@@ -20,7 +20,7 @@ from .errors import FileError, Remedy
 MAX_VERSION = 2**63 - 1
 LARGE_FILE = 16 * 1024 * 1024  # bytes
 MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$", re.ASCII)  # \d: 0-9 only
-LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL | re.ASCII)
+LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL)  # any script's digits, to name them
 REPEATABLE_NAME = re.compile(r"^R__.+\.sql$")  # Flyway's repeatable migrations, kept by 'import --from flyway'
 DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")
 KNOWN_DIRECTIVES = {"no-transaction"}
@@ -247,8 +247,12 @@ def parse_name(filename: str) -> tuple[int, str, str] | None:
     m = MIGRATION_NAME.fullmatch(filename)  # not .match: '$' also matches before a trailing newline
     if not m:
         if LOOKS_LIKE_MIGRATION.match(filename):
+            shown = filename if filename.isprintable() else repr(filename)  # a line break stays on the line
+            if not filename.split("_", 1)[0].isascii():
+                raise FileError(f"{shown}: invalid migration file name; the version must be written with the "
+                                "digits 0-9; rename the file")
             raise FileError(
-                f"{filename}: invalid migration file name; names may use letters, digits, '_' and '-' "
+                f"{shown}: invalid migration file name; names may use letters, digits, '_' and '-' "
                 "(NNNN_name.up.sql); rename the file"
             )
         return None
@@ -355,6 +359,9 @@ def next_version(folder: Folder, now_stamp: str) -> tuple[int, int]:
     if not folder.migrations:
         return 1, 6
     last = folder.migrations[-1]
+    if last.version >= MAX_VERSION:
+        raise FileError(f"{last.up.path}: version {last.version} is the largest bigint allows, so no version is left "
+                        "after it for a new migration; nothing was written")
     if last.digits == 14 and str(last.version).startswith(("19", "20")):
         return max(int(now_stamp), last.version + 1), 14
     return last.version + 1, max(last.digits, len(str(last.version + 1)))

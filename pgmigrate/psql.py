@@ -14,6 +14,9 @@ input while the current one runs, so psql never idles for a round trip. psql sto
 error (ON_ERROR_STOP), so nothing queued after a failed file runs.
 
 The connection reaches psql through its environment (libpq's own variables), never its command line.
+Files are included where they are (``\\i`` of the file itself), so ``\\ir`` in them resolves against
+their own folder: psql skips a UTF-8 BOM on a file's first line when the client encoding is UTF8, which
+the runner sets (``PGCLIENTENCODING``) and the session reset after every file restores.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ class PsqlSession:
         self.pid = 0
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.errors: list[str] = []
-        self.queued: deque[tuple[SqlFile, _includable]] = deque()  # sent to psql, not yet done
+        self.queued: deque[SqlFile] = deque()  # sent to psql, not yet done
 
     # --- process ---
 
@@ -261,30 +264,25 @@ class PsqlSession:
         """Send a transactional file to psql without waiting for it; ``collect()`` waits."""
         if self.proc is None:
             self.start()
-        included = _includable(file)
-        path = included.__enter__()  # a BOM-less copy lives until the file is collected
-        head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=True, guard=True,
+        head, tail = transaction_script(include(file), steps, limits, transactional=True, guard=True,
                                         cleanup=variable_cleanup(file, self.variables))
-        self.queued.append((file, included))
+        self.queued.append(file)
         self._send(f"{head}{tail}\\echo {self.token} done\n")
 
     def collect(self) -> SqlFile:
         """Wait until the oldest queued file has committed, and return it. If it failed, raise its
         error; psql has then stopped, and the files queued after it never ran: they are forgotten
         here, for the caller to send again. On Ctrl-C the caller calls ``interrupt()``."""
-        file, included = self.queued[0]
+        file = self.queued[0]
         line = self.lines.get()
         if line is None:
             self.forget_queued()
             raise self._failure(file, dirty=False)
-        self.queued.popleft()
-        included.__exit__()
-        return file
+        return self.queued.popleft()
 
     def forget_queued(self) -> None:
         """Forget the files queued but never run (psql stopped); the caller sends them again."""
-        while self.queued:
-            self.queued.popleft()[1].__exit__()
+        self.queued.clear()
 
     def interrupt(self) -> list[SqlFile]:
         """Ctrl-C: psql cancels the statement it is running (its own SIGINT handling) and, stopping on
@@ -302,9 +300,7 @@ class PsqlSession:
                 break
             if line is None:
                 break
-            file, included = self.queued.popleft()
-            included.__exit__()
-            committed.append(file)
+            committed.append(self.queued.popleft())
         self.close()
         return committed
 
@@ -322,12 +318,11 @@ class PsqlSession:
             return
         if self.proc is None:
             self.start()
-        with _includable(file) as path:
-            head, tail = transaction_script(f"\\i {quote_meta_arg(path)}", steps, limits, transactional=transactional,
-                                            guard=transactional, cleanup=variable_cleanup(file, self.variables),
-                                            ready=f"\\echo {self.token} ready")
-            self._send(head)
-            self._wait(file, dirty=not transactional)
+        head, tail = transaction_script(include(file), steps, limits, transactional=transactional,
+                                        guard=transactional, cleanup=variable_cleanup(file, self.variables),
+                                        ready=f"\\echo {self.token} ready")
+        self._send(head)
+        self._wait(file, dirty=not transactional)
         if tail:  # without PDEATHSIG the COMMIT is sent only once psql has run the whole file
             self._send(tail)
             self._sync("done", file)
@@ -338,20 +333,18 @@ class PsqlSession:
         if self.proc is None:
             self.start()
         prelude = [limits.set_local_sql() + ";"] if limits.set_local_sql() else []
-        with contextlib.ExitStack() as stack:
-            script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
-            for file, steps in group:
-                path = stack.enter_context(_includable(file))
-                script += [f"\\i {quote_meta_arg(path)}", "\\set ON_ERROR_STOP 1", *session_reset(), *prelude,
-                           *(render(sql, params) + ";" for sql, params in steps),
-                           *variable_cleanup(file, self.variables)]
-            script += ["\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
-                       "\\if :pgmigrate_same", f"\\echo {self.token} ready", "\\else", "ROLLBACK;", _ESCAPED_RAISE,
-                       "\\endif"]
-            self._send("\n".join(script) + "\n")
-            self._wait([file for file, _ in group])
-            self._send("COMMIT;\n")
-            self._sync("done", [group[-1][0]])
+        script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
+        for file, steps in group:
+            script += [include(file), "\\set ON_ERROR_STOP 1", *session_reset(), *prelude,
+                       *(render(sql, params) + ";" for sql, params in steps),
+                       *variable_cleanup(file, self.variables)]
+        script += ["\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
+                   "\\if :pgmigrate_same", f"\\echo {self.token} ready", "\\else", "ROLLBACK;", _ESCAPED_RAISE,
+                   "\\endif"]
+        self._send("\n".join(script) + "\n")
+        self._wait([file for file, _ in group])
+        self._send("COMMIT;\n")
+        self._sync("done", [group[-1][0]])
 
     def _failure(self, file: SqlFile | list[SqlFile] | None, *, dirty: bool) -> MigrationFailed:
         if self.proc:
@@ -377,25 +370,11 @@ def _named_in(lines: list[str], files: list[SqlFile]) -> SqlFile | None:
     return files[0] if files else None
 
 
-class _includable:
-    """The path psql should ``\\i``: the file itself, or a BOM-less copy (psql does not skip a BOM)."""
-
-    def __init__(self, file: SqlFile) -> None:
-        self.file = file
-        self.tmp: str | None = None
-
-    def __enter__(self) -> str:
-        with open(self.file.path, "rb") as fh:
-            if fh.read(3) != b"\xef\xbb\xbf":
-                return str(self.file.path)
-            fd, self.tmp = tempfile.mkstemp(prefix=self.file.path.stem + ".", suffix=".sql")
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(fh, out)
-        return self.tmp
-
-    def __exit__(self, *exc: object) -> None:
-        if self.tmp:
-            os.unlink(self.tmp)
+def include(file: SqlFile) -> str:
+    """``\\i 'FILE'``: the file where it is, so that its ``\\ir`` resolve against its own folder, as in
+    ``psql -f FILE``. psql skips a BOM on the first line itself, the client encoding being UTF8 (set
+    by the runner, restored by the session reset after each file)."""
+    return f"\\i {quote_meta_arg(str(file.path))}"
 
 
 def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool) -> MigrationFailed:

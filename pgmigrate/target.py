@@ -122,7 +122,8 @@ def parse(conninfo: str, source: str) -> dict[str, str]:
                          f"{_ADVICE}") from None
     hosts = (params.get("host") or "").split(",")
     ports = (params.get("port") or "").split(",")
-    if any("@" in h for h in hosts) or not all(not p or (p.strip().isdigit() and int(p) <= 65535) for p in ports):
+    ports_ok = all(not p or (p.strip().isascii() and p.strip().isdigit() and int(p) <= 65535) for p in ports)
+    if any("@" in h for h in hosts) or not ports_ok:
         raise UsageError(f"{source}: the host or port read from it is not a host name and port number; "
                          f"{_ADVICE}")
     return {k: str(v) for k, v in params.items()}

@@ -12,7 +12,7 @@ RUN_OPTIONS = ("parallel", "per_host", "canary", "max_failures")
 
 def _whole(minimum: int):
     def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < minimum:
+        if not (text.isascii() and text.isdigit()) or int(text) < minimum:  # int() takes any script's digits
             raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of {minimum} or more")
         return int(text)
 

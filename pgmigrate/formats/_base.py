@@ -155,7 +155,8 @@ def read_head(path: Path, size: int = 65536) -> str:
 
 class Pattern:
     """A regular expression compiled on first use: the registry loads every tool module on each
-    command that reads the tracking table, and compiling their patterns would cost more than the rest."""
+    command that reads the tracking table, and compiling their patterns would cost more than the rest.
+    Compiled ASCII-only: ``\\d`` is 0-9, as in the tools themselves (int() would read other scripts' digits)."""
 
     __slots__ = ("compiled", "flags", "pattern")
 
@@ -168,5 +169,5 @@ class Pattern:
         if self.compiled is None:
             import re
 
-            self.compiled = re.compile(self.pattern, self.flags)
+            self.compiled = re.compile(self.pattern, self.flags | re.ASCII)
         return getattr(self.compiled, name)

@@ -41,7 +41,7 @@ _PG_DUMP_SET = re.compile(
 
 def _local_settings(text: str) -> str:
     return _PG_DUMP_SET.sub(r"SET LOCAL\1", _SESSION_SEARCH_PATH.sub(r"\1true\2", text))
-_LEADING_VERSION = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
+_LEADING_VERSION = re.compile(r"^(\d+)_(.*)$", re.DOTALL | re.ASCII)  # 0-9 only
 
 
 def read_text(path: Path) -> str:

@@ -18,7 +18,7 @@ def time_expr(column: str, type_name: str) -> str:
 def int_version(text: object, title: str, table: str) -> int:
     """A recorded version that must be a whole number (dbmate, Rails, Supabase, schema_version)."""
     value = str(text).strip()
-    if not value.isdigit() or int(value) > discovery.MAX_VERSION:
+    if not (value.isascii() and value.isdigit()) or int(value) > discovery.MAX_VERSION:  # not other scripts' digits
         raise StateError(
             f"{title} recorded version '{text}' in {table}, which is not a whole number this runner can use as a "
             "version; nothing was changed"
