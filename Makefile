@@ -91,7 +91,7 @@ db-migrate-redo: $(STAMP) ## roll back the newest migration and apply it again
 db-migrate-verify: $(STAMP) ## check files and history: duplicates, edits, missing files, dirty, out of order
 	$(MIGRATE) $(FLEET) verify
 
-db-migrate-plan: $(STAMP) ## print the exact SQL that db-migrate would run (review it, or apply it with psql -f)
+db-migrate-plan: $(STAMP) ## print the exact SQL that db-migrate would run: make db-migrate-plan > plan.sql, then scripts/migrate.py psql -f plan.sql
 	@$(MIGRATE) $(FLEET) up --sql
 
 db-migrate-check: $(STAMP) ## run the migrations on a throwaway database: locks, rewrites, scans, downs that do not revert (AGAINST=URL, FORMAT=json)

@@ -153,7 +153,7 @@ class SqlFile:
         for meta in self.scan.meta_commands:
             problem = _ESCAPES.get(meta.name)
             if problem is None and meta.args[:1] == ["ON_ERROR_STOP"] and (
-                    meta.name == "\\unset" or (meta.name == "\\set" and not _is_on(meta.args[1:]))):
+                    meta.name == "\\unset" or (meta.name == "\\set" and not psql_true(meta.args[1:]))):
                 problem = _ERROR_STOP
             if problem:
                 raise FileError(f"{self.path}:{meta.line}: {meta.name} {problem}")
@@ -186,7 +186,7 @@ _ESCAPES = {
     "\\q": "would end psql part-way through the file; remove it",
     "\\quit": "would end psql part-way through the file; remove it",
 }
-def _is_on(args: list[str]) -> bool:
+def psql_true(args: list[str]) -> bool:
     """Whether psql reads these \\set values as true (``\\set ON_ERROR_STOP on`` keeps what the runner set)."""
     value = "".join(args).strip("'").lower()
     if value == "1":
@@ -230,6 +230,7 @@ class Folder:
         self.migrations = migrations or []
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.foreign = False  # another tool's folder: none of it can be read as migrations
 
     def by_version(self) -> dict[int, Migration]:
         return {m.version: m for m in self.migrations}
@@ -321,6 +322,7 @@ def _check_ignored(folder: Folder, ignored: list[str]) -> None:
     base = os.fspath(folder.path)
     foreign = formats.recognise_folder(folder.path, ignored)
     if foreign:
+        folder.foreign = True
         fmt, example = foreign
         mine = f"; if {example} is one of yours, rename it NNNN_name.up.sql" if folder.migrations else ""
         folder.problems.append(

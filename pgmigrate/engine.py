@@ -129,11 +129,16 @@ class Runner:
         return tracking.read_rows(self._query)
 
     def status(self) -> Status:
-        folder = self.folder()
+        """Every migration's state. A problem with the files (a down file without its up file, a
+        duplicate version...) does not hide the rest: the rows that can be shown are, with the
+        problems beside them; only another tool's folder, of which nothing can be read, is refused."""
+        folder = self.folder(strict=False)
+        if folder.foreign:
+            folder.raise_problems()
         rows = self._recorded()
         if rows is None:
-            return Status(compute_status(folder, {}), table_exists=False)
-        return Status(compute_status(folder, rows), out_of_order=out_of_order(folder, rows))
+            return Status(compute_status(folder, {}), table_exists=False, problems=folder.problems)
+        return Status(compute_status(folder, rows), out_of_order=out_of_order(folder, rows), problems=folder.problems)
 
     def version(self) -> tuple[int, bool]:
         """The highest recorded version (0 when none) and whether it is dirty."""

@@ -75,6 +75,8 @@ class Printer:
             self.line(tabulate(rows, headers=["version", "name", "state", "applied_at", "time"],
                                tablefmt="simple", disable_numparse=True))
         self.line(summary(status))
+        for problem in status.problems:  # stderr: stdout stays the table
+            print(self.paint("problem:", "red", stream="err") + " " + problem, file=self.err, flush=True)
 
     def status_json(self, status: Status) -> None:
         data = {
@@ -82,6 +84,7 @@ class Printer:
             "clean": status.clean,
             "summary": {s: status.count(s) for s in ("applied", "pending", "changed", "missing", "dirty")},
             "out_of_order": status.out_of_order,
+            "problems": status.problems,
             "migrations": [
                 {
                     "version": r.version,
@@ -107,4 +110,6 @@ def summary(status: Status) -> str:
         text += f"; {len(status.out_of_order)} pending older than the newest applied (out of order)"
     if not status.table_exists:
         text += "; no tracking table yet (run 'init' or 'up')"
+    if status.problems:
+        text += f"; {len(status.problems)} problem(s) with the migration files, which 'up' and 'down' refuse"
     return text

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from .discovery import Folder, Migration, SqlFile, display_path
+from .discovery import Folder, Migration, SqlFile, display_path, psql_true
 from .errors import FileError, Remedy, StateError, UsageError
 from .results import StatusRow
 from .tracking import Row
@@ -108,6 +108,10 @@ def check_runnable(plan: Plan, variables: dict[str, str]) -> None:
     """Read and check every file the plan runs before any of it runs."""
     from .psql import variables_problem
 
+    if "ON_ERROR_STOP" in variables and not psql_true([variables["ON_ERROR_STOP"]]):
+        raise UsageError(f"the psql variable ON_ERROR_STOP={variables['ON_ERROR_STOP']} (--set) would let psql go on "
+                         "after an error, and a failed migration could be recorded as applied; leave it out (the "
+                         "runner stops at the first error)")
     for f in plan.files:
         f.check_runnable()
         if f.needs_psql:
@@ -123,7 +127,7 @@ def check_runnable(plan: Plan, variables: dict[str, str]) -> None:
 
 
 def dirty_message(version: int, name: str | None) -> str:
-    return f"version {version} ({name}) is dirty: a no-transaction migration stopped part-way"
+    return f"version {version} ({name}) is dirty: its migration stopped part-way, and what ran before that is committed"
 
 
 def check_dirty(rows: dict[int, Row], command: str) -> None:

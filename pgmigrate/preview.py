@@ -3,8 +3,10 @@ runner would run.
 
 It holds what the runner would send, file contents and tracking statements included, one
 ``BEGIN``/``COMMIT`` per transactional migration (or one for the whole plan with
-``--single-transaction``). ``psql -X -v ON_ERROR_STOP=1 -f plan.sql`` applies it with the same
-result as the runner.
+``--single-transaction``). ``scripts/migrate.py psql -X -v ON_ERROR_STOP=1 -f plan.sql`` applies it
+on the database the runner uses, with the same result as the runner. A file that includes files
+relative to its own folder (``\\ir``) is included by its path, as the runner does, instead of copied:
+copied into the plan, its ``\\ir`` would resolve against the plan's folder.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from .apply import tracking_for, tracking_steps
 from .config import Limits
 from .discovery import SqlFile, display_path
 from .planning import Plan
-from .psql import session_reset, set_variable, transaction_script, variable_cleanup
+from .psql import include, session_reset, set_variable, transaction_script, variable_cleanup
+
+RUN_IT = "scripts/migrate.py psql -X -v ON_ERROR_STOP=1 -f plan.sql"
+RELATIVE_INCLUDES = ("\\ir", "\\include_relative")
 
 
 def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target_description: str,
@@ -25,7 +30,9 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
     verb = "apply" if direction == "up" else "roll back"
     out = [
         f"-- pgmigrate plan: {verb} {len(plan)} migration(s) on {target_description}",
-        f"-- generated {stamp}; run it with: psql -X -v ON_ERROR_STOP=1 -f plan.sql",
+        f"-- generated {stamp}; run it on that database with: {RUN_IT}",
+        "-- (scripts/migrate.py psql is psql on the database the runner is configured for; any psql on that",
+        "-- database does the same: psql -X -v ON_ERROR_STOP=1 -f plan.sql with its connection options)",
         "\\set ON_ERROR_STOP 1",
         "SET standard_conforming_strings = on;",
     ]
@@ -61,6 +68,8 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
 
 
 def _body(file: SqlFile) -> str:
+    if any(m.name in RELATIVE_INCLUDES for m in file.scan.meta_commands):
+        return include(file, absolute=True)
     body = file.text
     last = file.scan.statements[-1] if file.scan.statements else None
     if last is not None and not last.text.rstrip().endswith(";") and not file.scan.copy_stdin_lines:

@@ -370,11 +370,11 @@ def _named_in(lines: list[str], files: list[SqlFile]) -> SqlFile | None:
     return files[0] if files else None
 
 
-def include(file: SqlFile) -> str:
+def include(file: SqlFile, *, absolute: bool = False) -> str:
     """``\\i 'FILE'``: the file where it is, so that its ``\\ir`` resolve against its own folder, as in
     ``psql -f FILE``. psql skips a BOM on the first line itself, the client encoding being UTF8 (set
-    by the runner, restored by the session reset after each file)."""
-    return f"\\i {quote_meta_arg(str(file.path))}"
+    by the runner, restored by the session reset after each file). ``absolute``: from any folder."""
+    return f"\\i {quote_meta_arg(os.path.abspath(file.path) if absolute else str(file.path))}"
 
 
 def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool) -> MigrationFailed:

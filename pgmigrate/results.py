@@ -19,7 +19,8 @@ class Result(namedtuple("Result", "action version label ms", defaults=(0.0,))):
 class StatusRow(namedtuple("StatusRow", "version name state applied_at execution_ms applied_by",
                            defaults=(None, None, None))):
     """One migration in 'status'. ``state``: applied, pending, changed (edited since applied),
-    missing (recorded, file gone), dirty (a no-transaction migration stopped part-way);
+    missing (recorded, file gone), dirty (stopped part-way: a no-transaction
+    file that failed, or a psql-run file that ended its own transaction);
     ``applied_at`` (datetime, UTC), ``execution_ms`` and ``applied_by`` when recorded."""
 
     __slots__ = ()
@@ -27,21 +28,23 @@ class StatusRow(namedtuple("StatusRow", "version name state applied_at execution
 
 class Status:
     """Every migration's state (``rows``), the pending ones older than the newest applied
-    (``out_of_order``), and whether the tracking table exists."""
+    (``out_of_order``), whether the tracking table exists, and the problems with the migration
+    files (``problems``, one line each: a down file without its up file, a duplicate version...)."""
 
     def __init__(self, rows: list[StatusRow], out_of_order: list[int] | None = None, *,
-                 table_exists: bool = True) -> None:
+                 table_exists: bool = True, problems: list[str] | None = None) -> None:
         self.rows = rows
         self.out_of_order = out_of_order or []
         self.table_exists = table_exists
+        self.problems = problems or []
 
     def count(self, state: str) -> int:
         return sum(1 for r in self.rows if r.state == state)
 
     @property
     def clean(self) -> bool:
-        """Everything applied, nothing edited, missing or dirty."""
-        return all(r.state == "applied" for r in self.rows)
+        """Everything applied, nothing edited, missing or dirty, no problem with the files."""
+        return all(r.state == "applied" for r in self.rows) and not self.problems
 
     @property
     def current_version(self) -> int:

@@ -110,6 +110,8 @@ class Job:
             problems = [f"{status.count(s)} {s}" for s in ("pending", "changed", "missing", "dirty") if status.count(s)]
             if status.out_of_order:
                 problems.append(f"{len(status.out_of_order)} out of order")
+            if status.problems:
+                problems.append(f"{len(status.problems)} problem(s) with the migration files")
             outcome.error = "not up to date: " + ", ".join(problems)
         return outcome
 
