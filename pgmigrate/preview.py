@@ -31,8 +31,7 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
     out = [
         f"-- pgmigrate plan: {verb} {len(plan)} migration(s) on {target_description}",
         f"-- generated {stamp}; run it on that database with: {RUN_IT}",
-        "-- (scripts/migrate.py psql is psql on the database the runner is configured for; any psql on that",
-        "-- database does the same: psql -X -v ON_ERROR_STOP=1 -f plan.sql with its connection options)",
+        "-- (scripts/migrate.py psql is psql on the runner's configured database; plain psql needs its connection)",
         "\\set ON_ERROR_STOP 1",
         "SET standard_conforming_strings = on;",
     ]
