@@ -103,6 +103,21 @@ _ESCAPED_RAISE = ("DO $pgmigrate$BEGIN RAISE EXCEPTION USING ERRCODE = '" + ESCA
                   "file, or one made by \\gexec); what ran before that is committed'; END$pgmigrate$;")
 
 
+# psql's record of the last failed query, cleared before a file runs: an error the file's own
+# psql settings let pass (ON_ERROR_STOP turned off in a file it includes, ON_ERROR_ROLLBACK) still
+# stops the migration before it is recorded.
+_CLEAR_ERROR = "\\set LAST_ERROR_SQLSTATE 00000"
+_PASSED_OVER = ("DO $pgmigrate$BEGIN RAISE EXCEPTION USING ERRCODE = 'PM002', MESSAGE = 'an error in the file was "
+                "passed over (ON_ERROR_STOP turned off in a file it includes?); the migration is not recorded as "
+                "applied'; END$pgmigrate$;")
+
+
+def _unless_error_passed_over(then: Sequence[str]) -> list[str]:
+    """psql lines that run ``then`` only if no query failed since ``_CLEAR_ERROR``, else raise PM002."""
+    return ["\\unset pgmigrate_ok", "SELECT :'LAST_ERROR_SQLSTATE' = '00000' AS pgmigrate_ok \\gset",
+            "\\if :pgmigrate_ok", *then, "\\else", _PASSED_OVER, "\\endif"]
+
+
 def session_reset() -> list[str]:
     """The session reset (db.SESSION_RESET) as psql lines; query results go nowhere."""
     return [f"{s} \\g /dev/null" if s.startswith("SELECT") else f"{s};" for s in SESSION_RESET]
@@ -124,13 +139,16 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     ``COMMIT``. With ``guard`` (psql-run files, whose includes and ``\\gexec`` cannot be read
     beforehand), the tracking row is written dirty first and made clean only if the transaction is
     still the one that was opened; else the file's escape is an error (SQLSTATE PM001) and the row
-    stays dirty. ``ready``: a line run once the file has run and its row is written, before COMMIT."""
+    stays dirty; and in both modes a query of the file that failed without stopping psql is an error
+    (PM002) before the clean mark. ``ready``: a line run once the file has run and its row is
+    written, before COMMIT."""
     rendered = [render(sql, params) + ";" for sql, params in steps]
     reset = session_reset()
     tail_lines = [*cleanup]
     if not transactional:
-        lines = [*rendered[:1], body.rstrip("\n"), "\\set ON_ERROR_STOP 1", *reset, *rendered[1:], *cleanup,
-                 *([ready] if ready else [])]
+        done = [*reset, *rendered[1:], *cleanup, *([ready] if ready else [])]
+        lines = [*rendered[:1], *([_CLEAR_ERROR] if guard else []), body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
+                 *(_unless_error_passed_over(done) if guard else done)]
         return "\n".join(lines) + "\n", ""
     prelude = limits.set_local_sql()
     head = ["BEGIN;", *([prelude + ";"] if prelude else [])]
@@ -138,9 +156,10 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
         head += [body.rstrip("\n"), *reset, *rendered, *([ready] if ready else [])]
         return "\n".join(head) + "\n", "\n".join(["COMMIT;", *tail_lines]) + "\n"
     before, after = (rendered[:1], rendered[1:]) if len(rendered) > 1 else ([], rendered)
-    head += [*before, "SELECT txid_current() AS pgmigrate_xid \\gset", body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
+    head += [*before, "SELECT txid_current() AS pgmigrate_xid \\gset", _CLEAR_ERROR, body.rstrip("\n"),
+             "\\set ON_ERROR_STOP 1",
              "\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
-             "\\if :pgmigrate_same", *reset, *after, *([ready] if ready else []),
+             "\\if :pgmigrate_same", *_unless_error_passed_over([*reset, *after, *([ready] if ready else [])]),
              "\\else", "ROLLBACK;", *before, _ESCAPED_RAISE, "\\endif"]
     return "\n".join(head) + "\n", "\n".join(["COMMIT;", *tail_lines]) + "\n"
 
@@ -319,7 +338,7 @@ class PsqlSession:
         if self.proc is None:
             self.start()
         head, tail = transaction_script(include(file), steps, limits, transactional=transactional,
-                                        guard=transactional, cleanup=variable_cleanup(file, self.variables),
+                                        guard=True, cleanup=variable_cleanup(file, self.variables),
                                         ready=f"\\echo {self.token} ready")
         self._send(head)
         self._wait(file, dirty=not transactional)
@@ -335,7 +354,8 @@ class PsqlSession:
         prelude = [limits.set_local_sql() + ";"] if limits.set_local_sql() else []
         script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
         for file, steps in group:
-            script += [include(file), "\\set ON_ERROR_STOP 1", *session_reset(), *prelude,
+            script += [_CLEAR_ERROR, include(file), "\\set ON_ERROR_STOP 1", *_unless_error_passed_over([]),
+                       *session_reset(), *prelude,
                        *(render(sql, params) + ";" for sql, params in steps),
                        *variable_cleanup(file, self.variables)]
         script += ["\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",

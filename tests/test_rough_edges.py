@@ -245,6 +245,27 @@ def test_set_on_error_stop_off_is_refused_before_anything_runs(cli, db_url, mdir
     assert "after_error" not in tables(db_url)
 
 
+@pytest.mark.parametrize("mode", ["transaction", "no-transaction", "single-transaction"])
+def test_an_error_an_included_file_lets_pass_still_stops_the_migration(cli, db_url, mdir, mode):
+    (mdir.path / "inc.sql").write_text("\\set ON_ERROR_STOP 0\n\\set ON_ERROR_ROLLBACK on\nSELECT no_such_column;\n")
+    directive = "-- migrate:no-transaction\n" if mode == "no-transaction" else ""
+    mdir.add(1, "ok", "CREATE TABLE ok ();")
+    mdir.add(2, "passes_over", directive + "CREATE TABLE q (id int);\n\\ir inc.sql\nCREATE TABLE q2 (id int);\n")
+    mdir.add(3, "later", "CREATE TABLE later ();")
+    extra = ["--single-transaction"] if mode == "single-transaction" else []
+    done = cli("--dir", str(mdir), "up", *extra, url=db_url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no_such_column" in done.stderr and "applied     0002" not in done.stdout
+    if mode == "no-transaction":  # its statements ran, one by one: the version says so, dirty
+        assert {v: dirty for v, (_, _, dirty) in tracked(db_url).items()} == {1: False, 2: True}
+        assert tables(db_url) == {"schema_migrations", "ok", "q", "q2"}
+    elif mode == "transaction":
+        assert {v: dirty for v, (_, _, dirty) in tracked(db_url).items()} == {1: False}
+        assert tables(db_url) == {"schema_migrations", "ok"}
+    else:
+        assert tracked(db_url) == {} and tables(db_url) == {"schema_migrations"}
+
+
 # --- plans, applied where the runner would apply them ---
 
 
