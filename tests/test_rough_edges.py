@@ -351,7 +351,10 @@ def test_make_plan_then_the_command_its_header_gives(db_url, pg_server, mdir, tm
     _run(f"make db-migrate-plan > {plan}", env, ROOT)
     header = plan.read_text().splitlines()[1]
     command = header.split("run it on that database with: ", 1)[1]
-    assert command == "scripts/migrate.py psql -X -v ON_ERROR_STOP=1 -f plan.sql"
+    assert f".venv/bin/python {command}" == _guide_commands()[1]  # the guide's, applied in the test above
     assert tracked(db_url) == {}  # printing the plan touched nothing
-    _run(_in_a_shell(command), env, tmp_path)
+    readme = (ROOT / "README.md").read_text()
+    shown = "`make db-migrate-plan > plan.sql`, then `scripts/migrate.py psql -f plan.sql`"
+    assert shown in readme and shown.replace("`", "") in (ROOT / "Makefile").read_text()
+    _run(_in_a_shell("scripts/migrate.py psql -f plan.sql"), env, tmp_path)
     _assert_applied(db_url, mdir)

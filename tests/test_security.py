@@ -220,7 +220,8 @@ def test_hostile_file_name_is_refused_not_executed(cli, canary, mdir):
     mdir.add(2, "fine", "CREATE TABLE fine (id int);\n")
     for command in (["up"], ["status"], ["up", "--sql"], ["baseline", "2"]):
         done = cli("--dir", str(mdir), *command, url=canary)
-        assert done.returncode == 2, (command, done.stderr)
+        # status shows what it can, the problem beside it; the others refuse
+        assert done.returncode == (0 if command == ["status"] else 2), (command, done.stderr)
         assert "invalid migration file name" in done.stderr
         assert "Traceback" not in done.stderr
     verify = cli("--dir", str(mdir), "verify", url=canary)
