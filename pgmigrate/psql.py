@@ -44,7 +44,7 @@ from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
 from .sqltext import line_of
 from .target import Target
-from .tracking import Step, render
+from .tracking import Step, dirty_mark, render
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -116,6 +116,16 @@ def _unless_error_passed_over(then: Sequence[str]) -> list[str]:
     """psql lines that run ``then`` only if no query failed since ``_CLEAR_ERROR``, else raise PM002."""
     return ["\\unset pgmigrate_ok", "SELECT :'LAST_ERROR_SQLSTATE' = '00000' AS pgmigrate_ok \\gset",
             "\\if :pgmigrate_ok", *then, "\\else", _PASSED_OVER, "\\endif"]
+
+
+def _group_member(file: SqlFile, steps: Sequence[Step]) -> list[str]:
+    """One file of a single-transaction group: included, then proved to have left the transaction
+    open (else ROLLBACK, its version marked dirty, PM001) and no error passed over (else PM002)."""
+    dirty = [render(*dirty_mark(step)) + ";" for step in steps[-1:]]
+    return [_CLEAR_ERROR, include(file), "\\set ON_ERROR_STOP 1", "\\unset pgmigrate_same",
+            "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
+            "\\if :pgmigrate_same", *_unless_error_passed_over([]), "\\else", "ROLLBACK;", *dirty, _ESCAPED_RAISE,
+            "\\endif"]
 
 
 def session_reset() -> list[str]:
@@ -348,21 +358,22 @@ class PsqlSession:
 
     def run_group(self, group: Sequence[tuple[SqlFile, Sequence[Step]]], limits: Limits) -> None:
         """Several files, each with its tracking steps, in ONE transaction (``--single-transaction``),
-        the session reset after each, the transaction proved to be the one opened before COMMIT."""
+        the session reset after each, the transaction proved after each file to be the one opened:
+        a file that ended it is stopped there, its version marked dirty (what it committed stays)."""
         if self.proc is None:
             self.start()
         prelude = [limits.set_local_sql() + ";"] if limits.set_local_sql() else []
         script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
-        for file, steps in group:
-            script += [_CLEAR_ERROR, include(file), "\\set ON_ERROR_STOP 1", *_unless_error_passed_over([]),
-                       *session_reset(), *prelude,
-                       *(render(sql, params) + ";" for sql, params in steps),
+        for number, (file, steps) in enumerate(group):
+            script += [f"\\echo {self.token} file {number}", *_group_member(file, steps),
+                       *session_reset(), *prelude, *(render(sql, params) + ";" for sql, params in steps),
                        *variable_cleanup(file, self.variables)]
-        script += ["\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
-                   "\\if :pgmigrate_same", f"\\echo {self.token} ready", "\\else", "ROLLBACK;", _ESCAPED_RAISE,
-                   "\\endif"]
-        self._send("\n".join(script) + "\n")
-        self._wait([file for file, _ in group])
+        self._send("\n".join([*script, f"\\echo {self.token} ready"]) + "\n")
+        running = group[0][0]
+        while (line := self.lines.get()) is not None and not line.endswith(" ready"):
+            running = group[int(line.split()[-1])][0]  # '<token> file N': the file psql is on
+        if line is None:
+            raise self._failure(running, dirty=False)
         self._send("COMMIT;\n")
         self._sync("done", [group[-1][0]])
 

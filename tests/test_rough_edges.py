@@ -266,6 +266,21 @@ def test_an_error_an_included_file_lets_pass_still_stops_the_migration(cli, db_u
         assert tracked(db_url) == {} and tables(db_url) == {"schema_migrations"}
 
 
+def test_a_file_that_ends_the_single_transaction_stops_there_and_stays_dirty(cli, db_url, mdir):
+    (mdir.path / "inc.sql").write_text("CREATE TABLE early (id int);\nCOMMIT;\n")
+    mdir.add(1, "one", "CREATE TABLE one ();")
+    mdir.add(2, "escapes", "\\ir inc.sql\nCREATE TABLE two ();\n")
+    mdir.add(3, "three", "CREATE TABLE three ();")
+    done = cli("--dir", str(mdir), "up", "--single-transaction", url=db_url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "0002_escapes.up.sql: the file ended the transaction that holds its tracking row" in done.stderr
+    assert "applied" not in done.stdout
+    # What the COMMIT committed is recorded as it is: 1 whole, 2 part-way (dirty); 3 never ran.
+    assert {v: dirty for v, (_, _, dirty) in tracked(db_url).items()} == {1: False, 2: True}
+    assert "three" not in tables(db_url) and {"one", "early", "two"} <= tables(db_url)
+    assert cli("--dir", str(mdir), "up", url=db_url).returncode == 1  # refused while dirty
+
+
 # --- plans, applied where the runner would apply them ---
 
 
