@@ -18,7 +18,7 @@ from .apply import tracking_for, tracking_steps
 from .config import Limits
 from .discovery import SqlFile, display_path
 from .planning import Plan
-from .psql import include, session_reset, set_variable, transaction_script, variable_cleanup
+from .psql import group_member, include, session_reset, set_variable, transaction_script, variable_cleanup
 
 RUN_IT = "scripts/migrate.py psql -X -v ON_ERROR_STOP=1 -f plan.sql"
 RELATIVE_INCLUDES = ("\\ir", "\\include_relative")
@@ -37,10 +37,13 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
     ]
     out += [set_variable(k, v) for k, v in variables.items()]
     out += [tracking.CREATE_SQL + ";", ""]
+    guarded = any(f.needs_psql for f in plan.files)  # a group with a psql-run file runs in psql, guarded
     if plan.single and plan.steps:
         out.append("-- --single-transaction: every migration below commits together, or none does")
         prelude = limits.set_local_sql()
         out.append("BEGIN;" + (f"\n{prelude};" if prelude else ""))
+        if guarded:
+            out.append("SELECT txid_current() AS pgmigrate_xid \\gset")
     for step in plan:
         file = step.file
         steps = tracking_steps(step.migration, step.direction, True) if plan.single else \
@@ -49,9 +52,10 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
         out.append(f"-- {step.direction} {step.migration.label}: {display_path(file)}{mode}")
         if plan.single:
             prelude = limits.set_local_sql()
-            out += [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1", *session_reset(),
-                    *([prelude + ";"] if prelude else [])]
+            body = group_member(_body(file), steps) if guarded else [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1"]
+            out += [*body, *session_reset(), *([prelude + ";"] if prelude else [])]
             out += [tracking.render(sql, params) + ";" for sql, params in steps]
+            out += variable_cleanup(file, variables) if guarded else []
         else:
             head, tail = transaction_script(_body(file), steps, limits, transactional=file.transactional,
                                             guard=file.needs_psql, cleanup=variable_cleanup(file, variables))

@@ -118,11 +118,12 @@ def _unless_error_passed_over(then: Sequence[str]) -> list[str]:
             "\\if :pgmigrate_ok", *then, "\\else", _PASSED_OVER, "\\endif"]
 
 
-def _group_member(file: SqlFile, steps: Sequence[Step]) -> list[str]:
-    """One file of a single-transaction group: included, then proved to have left the transaction
-    open (else ROLLBACK, its version marked dirty, PM001) and no error passed over (else PM002)."""
+def group_member(body: str, steps: Sequence[Step]) -> list[str]:
+    """One file of a single-transaction group (``body``: its ``\\i`` or its content), then the proof
+    that it left the transaction open (else ROLLBACK, its version marked dirty, PM001) and let no
+    error pass (else PM002). The group's ``BEGIN`` is followed by ``pgmigrate_xid``'s ``\\gset``."""
     dirty = [render(*dirty_mark(step)) + ";" for step in steps[-1:]]
-    return [_CLEAR_ERROR, include(file), "\\set ON_ERROR_STOP 1", "\\unset pgmigrate_same",
+    return [_CLEAR_ERROR, body.rstrip("\n"), "\\set ON_ERROR_STOP 1", "\\unset pgmigrate_same",
             "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
             "\\if :pgmigrate_same", *_unless_error_passed_over([]), "\\else", "ROLLBACK;", *dirty, _ESCAPED_RAISE,
             "\\endif"]
@@ -365,7 +366,7 @@ class PsqlSession:
         prelude = [limits.set_local_sql() + ";"] if limits.set_local_sql() else []
         script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
         for number, (file, steps) in enumerate(group):
-            script += [f"\\echo {self.token} file {number}", *_group_member(file, steps),
+            script += [f"\\echo {self.token} file {number}", *group_member(include(file), steps),
                        *session_reset(), *prelude, *(render(sql, params) + ";" for sql, params in steps),
                        *variable_cleanup(file, self.variables)]
         self._send("\n".join([*script, f"\\echo {self.token} ready"]) + "\n")

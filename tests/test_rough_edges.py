@@ -266,15 +266,22 @@ def test_an_error_an_included_file_lets_pass_still_stops_the_migration(cli, db_u
         assert tracked(db_url) == {} and tables(db_url) == {"schema_migrations"}
 
 
-def test_a_file_that_ends_the_single_transaction_stops_there_and_stays_dirty(cli, db_url, mdir):
+@pytest.mark.parametrize("how", ["runner", "plan"])
+def test_a_file_that_ends_the_single_transaction_stops_there_and_stays_dirty(cli, db_url, mdir, tmp_path, how):
     (mdir.path / "inc.sql").write_text("CREATE TABLE early (id int);\nCOMMIT;\n")
     mdir.add(1, "one", "CREATE TABLE one ();")
     mdir.add(2, "escapes", "\\ir inc.sql\nCREATE TABLE two ();\n")
     mdir.add(3, "three", "CREATE TABLE three ();")
-    done = cli("--dir", str(mdir), "up", "--single-transaction", url=db_url)
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "0002_escapes.up.sql: the file ended the transaction that holds its tracking row" in done.stderr
-    assert "applied" not in done.stdout
+    if how == "runner":
+        done = cli("--dir", str(mdir), "up", "--single-transaction", url=db_url)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "0002_escapes.up.sql: the file ended the transaction that holds its tracking row" in done.stderr
+        assert "applied" not in done.stdout
+    else:  # the plan 'up --single-transaction --sql' prints does the same in psql
+        plan = cli("--dir", str(mdir), "up", "--single-transaction", "--sql", url=db_url)
+        (tmp_path / "plan.sql").write_text(plan.stdout)
+        done = cli("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(tmp_path / "plan.sql"), url=db_url)
+        assert done.returncode == 3 and "the file ended the transaction" in done.stderr, done.stderr
     # What the COMMIT committed is recorded as it is: 1 whole, 2 part-way (dirty); 3 never ran.
     assert {v: dirty for v, (_, _, dirty) in tracked(db_url).items()} == {1: False, 2: True}
     assert "three" not in tables(db_url) and {"one", "early", "two"} <= tables(db_url)
