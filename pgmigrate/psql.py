@@ -126,7 +126,8 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     reset = session_reset()
     tail_lines = [*cleanup]
     if not transactional:
-        lines = [*rendered[:1], body.rstrip("\n"), "\\set ON_ERROR_STOP 1", *reset, *rendered[1:], *cleanup,
+        after = rendered[1:] if len(rendered) < 3 else ["BEGIN;", *rendered[1:], "COMMIT;"]  # together
+        lines = [*rendered[:1], body.rstrip("\n"), "\\set ON_ERROR_STOP 1", *reset, *after, *cleanup,
                  *([ready] if ready else [])]
         return "\n".join(lines) + "\n", ""
     prelude = limits.set_local_sql()

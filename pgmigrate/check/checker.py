@@ -68,6 +68,11 @@ class Checker:
                     self.on_note(f"checked {m.label} in {(time.perf_counter() - start) * 1000:.0f} ms")
                 if schema is None:
                     break
+                if m.version == self.drift_version:
+                    schema = self._live_repeatables(folder, schema)
+                    self._drift(m.version, schema)
+            else:
+                self._repeatables(folder, None)
             if self.drift_version is not None:
                 self.on_note(f"warning: no drift check: the migrations stopped before version {self.drift_version}")
         finally:
@@ -81,7 +86,6 @@ class Checker:
             return None
         self.report.checked += 1
         first = self._snapshot()
-        self._drift(m.version, first)
         if self.session.refused:  # the runner cannot run this up file: nothing to run down and up again
             return first
         if m.down is None:
@@ -197,7 +201,7 @@ class Checker:
 
     def _open(self) -> None:
         target = self.shadow.target
-        self.session = Session(connect(target))
+        self.session = Session(connect(target), self.settings.table)
         self.session.create_tracking_table()
         self.reader = connect(target)
 
@@ -211,24 +215,62 @@ class Checker:
         self.session = self.reader = None
 
     def _snapshot(self) -> snapshot.Snapshot:
-        return snapshot.read(self.reader)
+        return snapshot.read(self.reader, self.settings.table)
 
     def _through_runner(self, m: Migration, direction: str) -> MigrationFailed | None:
-        """Run ``m``'s file for ``direction`` as the runner does; its failure, or None."""
+        """Run ``m``'s file for ``direction`` as the runner does (without the repeatable migrations);
+        its failure, or None."""
+        try:
+            if direction == "up":
+                self._runner().up(to=m.version, repeatables=False)
+            else:
+                self._runner().down(1)
+        except MigrationFailed as exc:
+            return exc
+        return None
+
+    def _runner(self):
         if self.runner is None:
             from ..engine import Runner
 
             settings = Settings(Target(self.shadow.target.conninfo, "shadow database"), self.settings.migrations_dir,
-                                self.settings.seeds_dir, variables=self.settings.variables)
+                                self.settings.seeds_dir, variables=self.settings.variables, table=self.settings.table)
             self.runner = Runner(settings, on_note=_ignore)
+        return self.runner
+
+    # --- repeatable migrations ---
+
+    def _live_repeatables(self, folder: Folder, schema: snapshot.Snapshot) -> snapshot.Snapshot:
+        """Before the drift comparison: the repeatable migrations the live database ran, run on the
+        shadow one too (as the files are now; one changed since is noted). The migrations after the
+        live version are then checked on that schema, as they will run on the live one."""
+        ran = [r for r in folder.repeatables if r.name in self.live.repeated]
+        for r in ran:
+            if self.live.repeated[r.name].checksum != r.file.checksum:
+                self.on_note(f"warning: {discovery.display_path(r.file)} changed since the live database ran it "
+                             "(or is to be run again there): what it makes may show as drift until 'up' runs it")
+        if not ran or not self._repeatables(folder, [r.name for r in ran]):
+            return schema
+        return self._snapshot()
+
+    def _repeatables(self, folder: Folder, names: list[str] | None) -> bool:
+        """Run repeatable migrations through the runner (``names``; None: every one not run yet, after
+        the last migration); a failure is an ``up-fails`` finding at its file. Whether they ran."""
+        if not folder.repeatables:
+            return False
         try:
-            if direction == "up":
-                self.runner.up(to=m.version)
+            if names is None:
+                self._runner().up()
             else:
-                self.runner.down(1)
+                self._runner().repeat(names)
         except MigrationFailed as exc:
-            return exc
-        return None
+            r = next((r for r in folder.repeatables if exc.path and exc.path.startswith(
+                discovery.display_path(r.file))), folder.repeatables[0])
+            self.report.add(Finding(rules.UP_FAILS, rules.ERROR, None, discovery.display_path(r.file),
+                                    exc.line or 1, f"the repeatable migration fails on the schema the migrations "
+                                    f"build: {_reason(exc)}"))
+            return False
+        return True
 
     def _rebuild(self, m: Migration) -> snapshot.Snapshot | None:
         """A new shadow database migrated up to ``m`` through the runner: the schema the up files build."""
