@@ -241,15 +241,17 @@ class Checker:
     # --- repeatable migrations ---
 
     def _live_repeatables(self, folder: Folder, schema: snapshot.Snapshot) -> snapshot.Snapshot:
-        """Before the drift comparison: the repeatable migrations the live database ran, run on the
-        shadow one too (as the files are now; one changed since is noted). The migrations after the
-        live version are then checked on that schema, as they will run on the live one."""
-        ran = [r for r in folder.repeatables if r.name in self.live.repeated]
-        for r in ran:
-            if self.live.repeated[r.name].checksum != r.file.checksum:
+        """Before the drift comparison: the repeatable migrations the live database ran as the files are
+        now, run on the shadow one too; one changed since is noted (what it makes may show as drift).
+        The migrations after the live version are then checked on that schema, as on the live one."""
+        same = []
+        for r in (r for r in folder.repeatables if r.name in self.live.repeated):
+            if self.live.repeated[r.name].checksum == r.file.checksum:
+                same.append(r.name)
+            else:
                 self.on_note(f"warning: {discovery.display_path(r.file)} changed since the live database ran it "
                              "(or is to be run again there): what it makes may show as drift until 'up' runs it")
-        if not ran or not self._repeatables(folder, [r.name for r in ran]):
+        if not same or not self._repeatables(folder, same):
             return schema
         return self._snapshot()
 
