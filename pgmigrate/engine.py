@@ -53,6 +53,7 @@ class Runner:
         self.lock = None
         self.table_ready = False
         self.repeatables_ready = False
+        self.elsewhere: dict[int, tracking.Row] = {}  # see planning.check_elsewhere
         self.applier: Applier | None = None
 
     # --- session ---
@@ -97,6 +98,8 @@ class Runner:
                                       on_wait=self.on_note)
             self.lock.acquire(lock_conn)
         recorded = self._recorded()
+        if recorded is None:
+            self.elsewhere = tracking.history_elsewhere(self._query, self.table)
         self.table_ready = recorded is not None
         self.repeatables_ready = recorded is not None and recorded.repeatables is not None
         return recorded or Recorded({}, None)
@@ -161,7 +164,7 @@ class Runner:
         rows, repeated = self._locked()
         variables = self.settings.variables
         if command == "up":
-            return plan_up(folder, rows, repeated=repeated, variables=variables, **options)
+            return plan_up(folder, rows, repeated=repeated, variables=variables, elsewhere=self.elsewhere, **options)
         if command == "down":
             return plan_down(folder, rows, repeated=repeated, variables=variables, **options)
         if command == "redo":
@@ -194,7 +197,7 @@ class Runner:
         rows, repeated = self._locked()
         plan = plan_up(folder, rows, repeated=repeated, to=to, steps=steps, allow_out_of_order=allow_out_of_order,
                        ignore_changed=ignore_changed, single=single_transaction, variables=self.settings.variables,
-                       repeatables=repeatables)
+                       repeatables=repeatables, elsewhere=self.elsewhere)
         if not dry_run:
             self._fill_checksums(folder, rows)
         return self._run(plan, dry_run=dry_run)

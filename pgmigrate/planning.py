@@ -102,9 +102,11 @@ class Plan:
 def plan_up(folder: Folder, rows: dict[int, Row], *, repeated: dict[str, RepeatableRow] | None = None,
             to: int | None = None, steps: int | None = None, allow_out_of_order: bool = False,
             ignore_changed: bool = False, single: bool = False, variables: dict[str, str] | None = None,
-            repeatables: bool = True) -> Plan:
+            repeatables: bool = True, elsewhere: dict[int, Row] | None = None) -> Plan:
     """The pending migrations (up to ``to``, at most ``steps``) and, when that leaves none pending
-    and ``repeatables``, the repeatable ones that changed (``repeated``: their rows)."""
+    and ``repeatables``, the repeatable ones that changed (``repeated``: their rows). ``elsewhere``:
+    the rows of the default tracking table when another one is configured and does not exist yet."""
+    check_elsewhere(folder, rows, elsewhere or {})
     check_dirty(rows, "up")
     if not ignore_changed:
         check_changed(folder, rows)
@@ -208,6 +210,19 @@ def check_runnable(plan: Plan, variables: dict[str, str]) -> None:
                 raise FileError(f"{display_path(step.file)} is marked '-- migrate:no-transaction', so it cannot "
                                 "run inside the one transaction of --single-transaction; apply it in a run of its "
                                 "own, without --single-transaction")
+
+
+def check_elsewhere(folder: Folder, rows: dict[int, Row], elsewhere: dict[int, Row]) -> None:
+    """Refuse to start this folder's history afresh while the default tracking table holds it (the
+    same versions under the same names): --table / MIGRATIONS_TABLE was set without moving it.
+    Another project's history there (other versions or names) is no reason to stop."""
+    files = folder.by_version()
+    same = [v for v, row in elsewhere.items() if v in files and row.description == files[v].name]
+    if same and not rows:
+        raise StateError(f"public.schema_migrations holds the history of this folder ({len(same)} of its migrations, "
+                         f"up to {files[max(same)].label}), but another tracking table is configured (--table / "
+                         "MIGRATIONS_TABLE) and has none: nothing was changed; move the history there first "
+                         "(MIGRATION_GUIDE.md, 'Where the history is kept'), or unset --table / MIGRATIONS_TABLE")
 
 
 def dirty_message(version: int, name: str | None) -> str:

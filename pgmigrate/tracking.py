@@ -206,16 +206,13 @@ GROUP BY 1, 2"""
 def parse_table(text: str, source: str) -> Table:
     """The table ``--table`` / ``MIGRATIONS_TABLE`` names: ``SCHEMA.NAME`` or ``NAME`` (in public),
     written as in SQL (unquoted names are lower-cased, double quotes keep them as they are)."""
-    parts, rest = [], text.strip()
-    while True:
-        m = _PART.match(rest)
+    parts, rest = [], "." + text.strip()
+    while rest.startswith("."):
+        m = _PART.match(rest, 1)
         if not m:
             break
         parts.append(m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2).lower())
         rest = rest[m.end():]
-        if not rest.startswith("."):
-            break
-        rest = rest[1:]
     if not parts or rest or len(parts) > 2:
         raise UsageError(f"{source}: {text!r} is not a table name; write SCHEMA.NAME (e.g. "
                          "pgmigrate.schema_migrations), with double quotes around a name that holds other characters "
@@ -312,12 +309,6 @@ def refuse_foreign(shape: Shape, table: Table) -> None:
                          "tracking table with --table / MIGRATIONS_TABLE")
     if shape.ours:
         return
-    if not table.default and set(COLUMNS) <= set(shape.foreign.get((DEFAULT_SCHEMA, DEFAULT_NAME), ())):
-        raise StateError(
-            f"{DEFAULT} holds this runner's history, but the tracking table is set to {table.qualified} "
-            "(--table / MIGRATIONS_TABLE), which does not exist: nothing was changed; move the history there "
-            "(MIGRATION_GUIDE.md, 'Where the history is kept'), or unset --table / MIGRATIONS_TABLE"
-        )
     hit = shape.foreign_tool()
     if hit:
         fmt, schema, name = hit
@@ -332,6 +323,16 @@ def refuse_foreign(shape: Shape, table: Table) -> None:
             "'adopt' knows; rename it or move it to another schema, or name another tracking table with "
             "--table / MIGRATIONS_TABLE, then run the command again"
         )
+
+
+def history_elsewhere(query: Query, table: Table) -> dict[int, Row]:
+    """When ``table`` is not the default one: the rows of this runner's table in the default place
+    ({} if there is none), so that a project whose history is there is not run again from scratch
+    because --table / MIGRATIONS_TABLE was set without moving it."""
+    default = Table()
+    if table.default or not read_shape(query, default).ours:
+        return {}
+    return read_rows(query, default)
 
 
 def ensure_table(query: Query, table: Table, *, repeatables: bool = False) -> bool:

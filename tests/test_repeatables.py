@@ -88,7 +88,8 @@ def test_through_psql_with_variables_and_the_escape_guard(cli, db_url, mdir):
     path = mdir.path / "R__item_total.sql"
 
     def through_psql(n: int) -> str:  # a meta-command and a variable: psql runs the file
-        return f"\\set note 'version {n}'\n" + FUNCTION.format(f"+ {n}") + "COMMENT ON FUNCTION item_total() IS :'note';\n"
+        return (f"\\set note 'version {n}'\n" + FUNCTION.format(f"+ {n}")
+                + "COMMENT ON FUNCTION item_total() IS :'note';\n")
 
     def comment() -> str:
         return query(db_url, "SELECT obj_description('item_total'::regproc, 'pg_proc')")[0][0]
@@ -415,9 +416,9 @@ def test_flyway_repeatables_import_adopt_and_apply(changed, cli, db_url, tmp_pat
 
 
 def test_flyway_checksum_is_flyways():
-    from pgmigrate.formats.flyway import checksum
-
     from test_formats import flyway_crc
+
+    from pgmigrate.formats.flyway import checksum
 
     # java.util.zip.CRC32 over the lines' bytes, as a Java int: the value ebean's migration index (which
     # computes it the same way) records for a file holding '2b'
