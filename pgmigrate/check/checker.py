@@ -24,7 +24,7 @@ from .. import discovery
 from ..config import Settings, Target
 from ..discovery import Folder, Migration, SqlFile
 from ..errors import MigrationFailed
-from . import drift, rules, snapshot
+from . import drift, repeatables, rules, snapshot
 from .live import Live
 from .observe import Hazard
 from .report import Report
@@ -72,7 +72,7 @@ class Checker:
                     schema = self._live_repeatables(folder, schema)
                     self._drift(m.version, schema)
             else:
-                self._repeatables(folder, None)
+                self._repeatables(folder)
             if self.drift_version is not None:
                 self.on_note(f"warning: no drift check: the migrations stopped before version {self.drift_version}")
         finally:
@@ -238,41 +238,17 @@ class Checker:
             self.runner = Runner(settings, on_note=_ignore)
         return self.runner
 
-    # --- repeatable migrations ---
+    # --- repeatable migrations (see repeatables.py) ---
 
     def _live_repeatables(self, folder: Folder, schema: snapshot.Snapshot) -> snapshot.Snapshot:
-        """Before the drift comparison: the repeatable migrations the live database ran as the files are
-        now, run on the shadow one too; one changed since is noted (what it makes may show as drift).
-        The migrations after the live version are then checked on that schema, as on the live one."""
-        same = []
-        for r in (r for r in folder.repeatables if r.name in self.live.repeated):
-            if self.live.repeated[r.name].checksum == r.file.checksum:
-                same.append(r.name)
-            else:
-                self.on_note(f"warning: {discovery.display_path(r.file)} changed since the live database ran it "
-                             "(or is to be run again there): what it makes may show as drift until 'up' runs it")
-        if not same or not self._repeatables(folder, same):
-            return schema
-        return self._snapshot()
+        names = repeatables.ran_live(folder, self.live, self.on_note)
+        if names and repeatables.run(self._runner(), folder, names, self.report):
+            return self._snapshot()
+        return schema
 
-    def _repeatables(self, folder: Folder, names: list[str] | None) -> bool:
-        """Run repeatable migrations through the runner (``names``; None: every one not run yet, after
-        the last migration); a failure is an ``up-fails`` finding at its file. Whether they ran."""
-        if not folder.repeatables:
-            return False
-        try:
-            if names is None:
-                self._runner().up()
-            else:
-                self._runner().repeat(names)
-        except MigrationFailed as exc:
-            r = next((r for r in folder.repeatables if exc.path and exc.path.startswith(
-                discovery.display_path(r.file))), folder.repeatables[0])
-            self.report.add(Finding(rules.UP_FAILS, rules.ERROR, None, discovery.display_path(r.file),
-                                    exc.line or 1, f"the repeatable migration fails on the schema the migrations "
-                                    f"build: {_reason(exc)}"))
-            return False
-        return True
+    def _repeatables(self, folder: Folder) -> None:
+        if folder.repeatables:
+            repeatables.run(self._runner(), folder, None, self.report)
 
     def _rebuild(self, m: Migration) -> snapshot.Snapshot | None:
         """A new shadow database migrated up to ``m`` through the runner: the schema the up files build."""
