@@ -372,7 +372,7 @@ def test_flyway_repeatables_import_adopt_and_apply(changed, cli, db_url, tmp_pat
     src = tmp_path / "flyway"
     src.mkdir()
     (src / "V1__items.sql").write_text(TABLE)
-    (src / "R__Item_total.sql").write_text(FUNCTION.format(""))
+    (src / "R__Item total.sql").write_text(FUNCTION.format(""))  # Flyway's description: "Item total"
     dest = tmp_path / "migrations"
     r = cli("--dir", str(dest), "import", "--from", "flyway", str(src))
     assert r.returncode == 0, r.stderr
@@ -390,8 +390,8 @@ def test_flyway_repeatables_import_adopt_and_apply(changed, cli, db_url, tmp_pat
         ran = FUNCTION.format("- 1" if changed else "")  # Flyway ran another text of it last, when 'changed'
         for rank, version, description, script, crc in (
                 (1, "1", "items", "V1__items.sql", flyway_crc(TABLE)),
-                (2, None, "Item total", "R__Item_total.sql", flyway_crc(FUNCTION.format("- 2"))),
-                (3, None, "Item total", "R__Item_total.sql", flyway_crc(ran))):
+                (2, None, "Item total", "R__Item total.sql", flyway_crc(FUNCTION.format("- 2"))),
+                (3, None, "Item total", "R__Item total.sql", flyway_crc(ran))):
             conn.execute("INSERT INTO flyway_schema_history VALUES (%s, %s, %s, 'SQL', %s, %s, 'ci', "
                          "'2024-01-01 12:00:00', 7, true)", (rank, version, description, script, crc))
     r = cli("--dir", str(dest), "adopt", url=db_url)
