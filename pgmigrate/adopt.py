@@ -89,6 +89,12 @@ def adopt(settings: Settings, *, tool: str | None = None, table: str | None = No
                 cur.execute(f"SET LOCAL lock_timeout = '{int(settings.lock_timeout * 1000)}ms'")
             found = find_tables(cur, ours)
             chosen = choose(cur, found, fmt, table, ours)
+            if not ours.default and (chosen.schema, chosen.name) == (ours.schema, ours.name):
+                raise UsageError(
+                    f"--table / MIGRATIONS_TABLE names {ours.qualified}, {chosen.format.title}'s table, as this "
+                    "runner's tracking table; name the table to adopt with --from-table SCHEMA.NAME, and ours "
+                    "(if not public.schema_migrations) with --table; nothing was changed"
+                )
             if keep and (chosen.schema, chosen.name) == (ours.schema, ours.name):
                 raise UsageError(
                     f"--keep cannot leave {chosen.format.title}'s {ours.qualified} in place: this runner's table "

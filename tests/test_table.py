@@ -248,6 +248,17 @@ def test_kept_elsewhere_ours_is_left_alone(cli, db_url, mdir):
     assert cli(*t, "status", "--check", url=db_url).returncode == 0
 
 
+def test_adopt_table_given_the_old_way_is_refused(cli, db_url, mdir):
+    mdir.add(1, "one", "SELECT 1;\n")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE seaql_migrations (version varchar PRIMARY KEY, applied_at bigint NOT NULL)")
+    r = cli("--dir", str(mdir), "adopt", "--table", "public.seaql_migrations", url=db_url)
+    assert r.returncode == 2
+    assert ("--table / MIGRATIONS_TABLE names public.seaql_migrations, sea-orm-cli's table, as this runner's tracking "
+            "table; name the table to adopt with --from-table SCHEMA.NAME") in r.stderr
+    assert tables(db_url) == {"seaql_migrations"}
+
+
 def test_history_in_the_default_place_is_not_silently_ignored(cli, db_url, mdir):
     mdir.add(1, "one", "CREATE TABLE one (id int);\n")
     assert cli("--dir", str(mdir), "up", url=db_url).returncode == 0
