@@ -1,4 +1,4 @@
-"""The operations: up, down, redo, status, version, force, baseline, rehash, verify, fresh, seed.
+"""The operations: up, down, redo, status, version, force, baseline, rehash, verify, fresh, seed, repeat.
 
 ``Runner`` holds one command's session on one database (connections, the migration lock, the
 tracking table) and strings the flow together: the folder is read (discovery), the rows are read
