@@ -2,12 +2,15 @@
 
 The other tool's tracking table, looked for in every schema, says which versions are applied
 (each tool's module in ``pgmigrate/formats/`` reads its own); ``adopt`` writes one row per applied
-version into ``public.schema_migrations`` (created here) with the checksum of the folder's up file
+version into our tracking table (``--table``, default ``public.schema_migrations``; created here,
+with its schema when missing) with the checksum of the folder's up file
 and the file's name as description, the time the other tool recorded where it recorded one
 (otherwise now), and a version the other tool left half-done as dirty. Versions the other tool
 recorded that have no file in the folder are recorded too, so no history is lost; ``status`` shows
-them as ``missing``. The old table is renamed in its schema (see ``Format.retired_name``), or left as
-it is with ``--keep``. Everything happens in one transaction under the migration lock, so a failure
+them as ``missing``. A repeatable migration the other tool ran (Flyway's ``R__`` files) is recorded
+as applied when the folder's file is the one it ran (the tool's own checksum says so), so ``up``
+does not run it again. The old table is renamed in its schema (see ``Format.retired_name``), or left
+as it is with ``--keep``. Everything happens in one transaction under the migration lock, so a failure
 leaves the database as it was; ``--dry-run`` reads and reports, and writes nothing.
 """
 
@@ -16,22 +19,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import db, discovery, formats, tracking
 from .config import Settings
 from .discovery import Folder, Migration
 from .errors import StateError, UsageError
 from .formats import Found
-from .formats._base import Entry, History
+from .formats._base import Entry, History, RepeatableEntry
 from .lock import MigrationLock
 
 COMMAND = "scripts/migrate.py"
 
-INSERT_SQL = (
-    f"INSERT INTO {tracking.QUALIFIED} (version, description, checksum, applied_at, execution_ms, applied_by, dirty)\n"
-    "VALUES (%s, %s, %s, coalesce(%s::timestamptz, now()), %s, coalesce(%s::text, current_user::text), %s)"
-)
 _OUTSIDE_SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
 TABLES_SQL = f"""
 SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attnum),
@@ -41,11 +40,11 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p') AND {_OUTSIDE_SYSTEM}
 GROUP BY 1, 2 ORDER BY 1, 2"""
-# What the database holds besides our table and what extensions own: is it empty?
+# What the database holds besides our tables and what extensions own: is it empty?
 USER_TABLES_SQL = f"""
 SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {_OUTSIDE_SYSTEM}
-  AND NOT (n.nspname = 'public' AND c.relname = 'schema_migrations')
+  AND NOT (n.nspname = %s AND c.relname IN (%s, %s))
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                   AND d.deptype = 'e')
 ORDER BY 1"""
@@ -73,41 +72,53 @@ def _nothing(_: object) -> None:
 
 def adopt(settings: Settings, *, tool: str | None = None, table: str | None = None, dry_run: bool = False,
           keep: bool = False, on_note: Callable[[str], None] = _nothing) -> list[str]:
-    """Move another tool's history into ``public.schema_migrations``; return the lines to print."""
+    """Move another tool's history into our tracking table (``settings.table``); return the lines to print."""
     import psycopg
 
     fmt = formats.get(tool) if tool is not None else None
     folder = discovery.load_folder(settings.migrations_dir, on_note)
+    ours = settings.table
     chosen = None
     conn = db.connect(settings.target)
-    lock = MigrationLock(settings.target, wait=settings.lock_wait, on_wait=on_note)
+    lock = MigrationLock(settings.target, ours, wait=settings.lock_wait, on_wait=on_note)
     try:
         lock.acquire()
         with conn.transaction():
             cur = conn.cursor()
             if settings.lock_timeout:
                 cur.execute(f"SET LOCAL lock_timeout = '{int(settings.lock_timeout * 1000)}ms'")
-            found = find_tables(cur)
-            chosen = choose(cur, found, fmt, table)
-            if keep and (chosen.schema, chosen.name) == (tracking.SCHEMA, tracking.TABLE):
+            found = find_tables(cur, ours)
+            chosen = choose(cur, found, fmt, table, ours)
+            if not ours.default and (chosen.schema, chosen.name) == (ours.schema, ours.name):
                 raise UsageError(
-                    f"--keep cannot leave {chosen.format.title}'s {tracking.QUALIFIED} in place: this runner's table "
+                    f"--table / MIGRATIONS_TABLE names {ours.qualified}, {chosen.format.title}'s table, as this "
+                    "runner's tracking table; name the table to adopt with --from-table SCHEMA.NAME, and ours "
+                    "(if not public.schema_migrations) with --table; nothing was changed"
+                )
+            if keep and (chosen.schema, chosen.name) == (ours.schema, ours.name):
+                raise UsageError(
+                    f"--keep cannot leave {chosen.format.title}'s {ours.qualified} in place: this runner's table "
                     f"needs that name; run adopt without --keep, which keeps the old table as "
-                    f"{tracking.SCHEMA}.{chosen.format.retired_name(chosen.name)}"
+                    f"{ours.schema}.{chosen.format.retired_name(chosen.name)}, or keep ours elsewhere with "
+                    "--table SCHEMA.NAME"
                 )
             history = chosen.format.read(cur, chosen, folder)
             records = plan(folder, history, chosen.format.title)
+            repeated = plan_repeatables(folder, history, chosen.format)
             new_name = None if keep else chosen.format.retired_name(chosen.name)
             if new_name:
                 _check_free(cur, chosen, new_name)
             lines = [f"found {f.format.title}'s tracking table {f.display}" for f in found if f.format]
-            lines += describe(chosen, history, folder, records, new_name, dry_run=dry_run)
+            lines += describe(chosen, history, folder, records, new_name, ours, dry_run=dry_run)
+            lines[-1:-1] = describe_repeatables(repeated, chosen.format.title, ours, dry_run=dry_run)
             if not dry_run:
                 if new_name:
-                    _retire(cur, chosen, new_name)
-                cur.execute(tracking.CREATE_SQL)
-                cur.executemany(INSERT_SQL, [(r.version, r.description, r.checksum, r.applied_at, r.execution_ms,
-                                              r.applied_by, r.dirty) for r in records.values()])
+                    _retire(cur, chosen, new_name, ours)
+                cur.execute(ours.schema_sql())
+                cur.execute(ours.create_sql())
+                cur.executemany(ours.adopt_sql, [(r.version, r.description, r.checksum, r.applied_at, r.execution_ms,
+                                                  r.applied_by, r.dirty) for r in records.values()])
+                _write_repeatables(cur, ours, repeated)
     except psycopg.errors.LockNotAvailable:
         who = chosen.format.title if chosen and chosen.format else "the other tool"
         raise StateError(
@@ -126,26 +137,28 @@ def adopt(settings: Settings, *, tool: str | None = None, table: str | None = No
 # --- which table ---
 
 
-def find_tables(cur: Any) -> list[Found]:
+def find_tables(cur: Any, ours: tracking.Table) -> list[Found]:
     """Every table in any schema named like a tracking table, identified where a tool's module
     knows its shape (``format`` None otherwise); ours refused: there is nothing left to adopt."""
+    if tracking.read_shape(cur, ours).ours:
+        raise StateError(
+            f"{ours.qualified} is already this runner's tracking table, so there is nothing to adopt "
+            "(adopt only runs on a database that has none yet); see 'status'"
+        )
     cur.execute(TABLES_SQL, (formats.table_names(),))
     rows = [Found(schema, name, dict(zip(cols, types))) for schema, name, cols, types in cur.fetchall()]
     beside: dict[str, set[str]] = {}
     for t in rows:
         beside.setdefault(t.schema, set()).add(t.name)
     for t in rows:
-        if (t.schema, t.name) == (tracking.SCHEMA, tracking.TABLE) and set(tracking.COLUMNS) <= set(t.columns):
-            raise StateError(
-                f"{tracking.QUALIFIED} is already this runner's tracking table, so there is nothing to adopt "
-                "(adopt only runs on a database that has none yet); see 'status'"
-            )
         t.format = formats.identify(t, beside[t.schema])
     return rows
 
 
-def choose(cur: Any, found: list[Found], fmt: formats.Format | None, table: str | None) -> Found:
-    """The table to adopt: the one ``--table`` names, else the one of ``--from``'s tool, else the only one."""
+def choose(cur: Any, found: list[Found], fmt: formats.Format | None, table: str | None,
+           ours: tracking.Table) -> Found:
+    """The table to adopt: the one ``--from-table`` names, else the one of ``--from``'s tool, else the
+    only one."""
     known = [t for t in found if t.format]
     listing = ", ".join(f"{t.format.name} ({t.display})" for t in known)
     if table is not None:
@@ -157,21 +170,22 @@ def choose(cur: Any, found: list[Found], fmt: formats.Format | None, table: str 
             return mine[0]
         if mine:
             raise UsageError(f"found several {fmt.title} tracking tables: {', '.join(t.display for t in mine)}; "
-                             "choose one with --table SCHEMA.NAME")
+                             "choose one with --from-table SCHEMA.NAME")
         elsewhere = f"; found {listing} instead" if known else ""
         raise StateError(f"no {fmt.title} tracking table in any schema{elsewhere}")
     if len(known) == 1:
         return known[0]
     if known:
         raise UsageError(f"found the tracking tables of several tools: {listing}; choose one with --from TOOL "
-                         "or --table SCHEMA.NAME")
+                         "or --from-table SCHEMA.NAME")
     for t in found:
-        if (t.schema, t.name) == (tracking.SCHEMA, tracking.TABLE):
+        if (t.schema, t.name) == (ours.schema, ours.name):
             raise StateError(
-                f"{tracking.QUALIFIED} exists but is not this runner's tracking table (columns: "
-                f"{', '.join(t.columns)}) nor one 'adopt' knows; rename it or move it to another schema"
+                f"{ours.qualified} exists but is not this runner's tracking table (columns: "
+                f"{', '.join(t.columns)}) nor one 'adopt' knows; rename it or move it to another schema, or keep ours "
+                "elsewhere with --table SCHEMA.NAME"
             )
-    raise StateError(nothing_found(cur))
+    raise StateError(nothing_found(cur, ours))
 
 
 def _named(found: list[Found], fmt: formats.Format | None, table: str) -> Found:
@@ -179,7 +193,7 @@ def _named(found: list[Found], fmt: formats.Format | None, table: str) -> Found:
     hits = [t for t in found if t.name == name and (not schema or t.schema == schema)]
     if len(hits) != 1:
         what = "several tables are" if hits else "no table is"
-        raise UsageError(f"--table {table}: {what} named so among the tracking tables adopt knows "
+        raise UsageError(f"--from-table {table}: {what} named so among the tracking tables adopt knows "
                          f"({', '.join(formats.table_names())}); give SCHEMA.NAME of one")
     hit = hits[0]
     if hit.format is None or (fmt and fmt.name not in (hit.format.name, hit.format.same_shape)):
@@ -191,10 +205,10 @@ def _named(found: list[Found], fmt: formats.Format | None, table: str) -> Found:
     return hit
 
 
-def nothing_found(cur: Any) -> str:
+def nothing_found(cur: Any, ours: tracking.Table) -> str:
     """Why there is nothing to adopt, and the next step that works on this database."""
     looked = ", ".join(formats.table_names())
-    cur.execute(USER_TABLES_SQL)
+    cur.execute(USER_TABLES_SQL, (ours.schema, ours.name, ours.repeatables_name))
     tables = [r[0] for r in cur.fetchall()]
     if not tables:
         return (f"no other tool's tracking table in any schema (looked for {looked}), and the database has no "
@@ -234,7 +248,7 @@ def plan(folder: Folder, history: History, tool: str) -> dict[int, Record]:
 
 
 def describe(table: Found, history: History, folder: Folder, records: dict[int, Record], new_name: str | None,
-             *, dry_run: bool) -> list[str]:
+             ours: tracking.Table, *, dry_run: bool) -> list[str]:
     would = "would " if dry_run else ""
     name = table.format.title
     lines = [f"{name} history in {table.display}: {history.summary}"]
@@ -255,7 +269,7 @@ def describe(table: Found, history: History, folder: Folder, records: dict[int, 
                      "updated)")
     else:
         lines.append(f"{would}leave {table.display} as it is (--keep); nothing updates it from now on")
-    lines.append(f"{would}create {tracking.QUALIFIED} with {len(records)} row(s)")
+    lines.append(f"{would}create {ours.qualified} with {len(records)} row(s)")
     missing = sum(1 for r in records.values() if not r.in_folder)
     dirty = [r.version for r in records.values() if r.dirty]
     tail = [f"{len(pending)} pending"]
@@ -264,11 +278,62 @@ def describe(table: Found, history: History, folder: Folder, records: dict[int, 
     if dirty:
         tail.append(f"version {', '.join(map(str, dirty))} dirty (see '{COMMAND} status')")
     if dry_run:
-        again = f"{COMMAND} adopt --table {table.display}" + ("" if new_name else " --keep")
+        mine = "" if ours.default else f"--table {ours.qualified} "
+        again = f"{COMMAND} {mine}adopt --from-table {table.display}" + ("" if new_name else " --keep")
         lines.append(f"dry run: nothing changed ({', '.join(tail)}); run '{again}' to do it")
     else:
         lines.append(f"adopted {len(records)} version(s) from {name} ({', '.join(tail)}); next: '{COMMAND} status'")
     return lines
+
+
+class RepeatableRecord(NamedTuple):
+    """A repeatable migration the tool ran or the folder holds: ``checksum`` (ours, of the folder's
+    file) when that file is the one the tool ran last, so it is recorded as applied; else None."""
+
+    name: str
+    entry: RepeatableEntry | None
+    in_folder: bool
+    checksum: str | None
+
+
+def plan_repeatables(folder: Folder, history: History, fmt: formats.Format) -> list[RepeatableRecord]:
+    files = {r.name: r for r in folder.repeatables}
+    ran = {e.name: e for e in history.repeatables}
+    out = []
+    for name in sorted(set(files) | set(ran)):
+        r, e = files.get(name), ran.get(name)
+        same = r is not None and e is not None and fmt.repeatable_checksum(r.file.text) == e.checksum
+        out.append(RepeatableRecord(name, e, r is not None, r.file.checksum if same else None))
+    return out
+
+
+def describe_repeatables(repeated: list[RepeatableRecord], tool: str, ours: tracking.Table, *,
+                         dry_run: bool) -> list[str]:
+    would = "would " if dry_run else ""
+    lines = []
+    for r in repeated:
+        if r.checksum is not None:
+            when = f" at {r.entry.applied_at.isoformat(sep=' ', timespec='seconds')}" if r.entry.applied_at else ""
+            lines.append(f"{would}record R__{r.name}: applied{when}; the file is the one {tool} ran last")
+        elif r.entry is None:
+            lines.append(f"pending R__{r.name}: not applied by {tool}; 'up' applies it")
+        elif r.in_folder:
+            lines.append(f"pending R__{r.name}: changed since {tool} ran it; 'up' applies it")
+        else:
+            lines.append(f"note: {tool} ran the repeatable migration R__{r.name}, which has no file in the folder: "
+                         "not recorded")
+    recorded = sum(1 for r in repeated if r.checksum is not None)
+    if recorded:
+        lines.append(f"{would}create {ours.repeatables_qualified} with {recorded} row(s)")
+    return lines
+
+
+def _write_repeatables(cur: Any, ours: tracking.Table, repeated: list[RepeatableRecord]) -> None:
+    rows = [(r.name, r.checksum, r.entry.applied_at, r.entry.execution_ms, r.entry.applied_by) for r in repeated
+            if r.checksum is not None]
+    if rows:
+        cur.execute(ours.create_repeatables_sql())
+        cur.executemany(ours.repeatable_adopt_sql, rows)
 
 
 # --- changing the database ---
@@ -306,7 +371,7 @@ def _check_free(cur: Any, table: Found, new_name: str) -> None:
             )
 
 
-def _retire(cur: Any, table: Found, new_name: str) -> None:
+def _retire(cur: Any, table: Found, new_name: str, ours: tracking.Table) -> None:
     from psycopg import sql
 
     schema = sql.Identifier(table.schema)
@@ -318,5 +383,5 @@ def _retire(cur: Any, table: Found, new_name: str) -> None:
                                                                    sql.Identifier(new)))
     cur.execute(sql.SQL("COMMENT ON TABLE {}.{} IS {}").format(
         schema, sql.Identifier(new_name),
-        sql.Literal(f"{table.format.title} history, copied into {tracking.QUALIFIED} by 'adopt'; no longer updated"),
+        sql.Literal(f"{table.format.title} history, copied into {ours.qualified} by 'adopt'; no longer updated"),
     ))

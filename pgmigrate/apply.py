@@ -13,35 +13,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from . import tracking
 from .config import Limits, Settings
-from .discovery import Migration, SqlFile
+from .discovery import SqlFile
 from .errors import MigrationFailed
-from .planning import Plan, Planned
+from .planning import Plan, Planned, PlannedRepeatable
 from .results import Result
-from .tracking import Step
+from .tracking import Step, Table, render
 
 QUEUE_DEPTH = 4  # psql-run files sent ahead of the one running
 
 
-def tracking_for(m: Migration, direction: str) -> list[Step]:
-    """The tracking statements of a migration file as the runner runs it: one statement in the
-    in-process transaction; a dirty mark before and a clean mark after the file otherwise (psql-run
-    files, whose escapes from the transaction must leave an honest dirty row, and no-transaction files)."""
-    file = m.file(direction)
-    return tracking_steps(m, direction, file.transactional and not file.needs_psql)
-
-
-def tracking_steps(m: Migration, direction: str, transactional: bool) -> list[Step]:
-    """The tracking statements that go with running one migration file: one (``transactional``) or
-    a dirty mark and a clean mark."""
-    if direction == "up":
-        if transactional:
-            return [(tracking.RECORD_SQL, (m.version, m.name, m.up.checksum))]
-        return [(tracking.MARK_DIRTY_SQL, (m.version, m.name, m.up.checksum)), (tracking.MARK_CLEAN_SQL, (m.version,))]
-    if transactional:
-        return [(tracking.DELETE_SQL, (m.version,))]
-    return [(tracking.MARK_DIRTY_FOR_DOWN_SQL, (m.version,)), (tracking.DELETE_SQL, (m.version,))]
+def tracking_for(step: Planned | PlannedRepeatable, table: Table) -> list[Step]:
+    """The tracking statements of a planned file as the runner runs it: one statement in the
+    in-process transaction; a mark before and after the file otherwise (psql-run files, whose escapes
+    from the transaction must leave an honest row, and no-transaction files)."""
+    file = step.file
+    return step.tracking(table, file.transactional and not file.needs_psql)
 
 
 def done_word(direction: str, *, dry: bool = False) -> str:
@@ -57,6 +44,7 @@ class Applier:
     def __init__(self, settings: Settings, conn, *, on_result: Callable[[Result], None],
                  on_note: Callable[[str], None], on_output: Callable[[str], None] | None) -> None:
         self.settings = settings
+        self.table: Table = settings.table
         self.conn = conn
         self.on_result = on_result
         self.on_note = on_note
@@ -78,8 +66,8 @@ class Applier:
     def run(self, plan: Plan, *, dry_run: bool = False) -> list[Result]:
         results: list[Result] = []
 
-        def report(step: Planned, ms: float = 0.0, action: str | None = None) -> None:
-            result = Result(action or done_word(step.direction), step.migration.version, step.migration.label, ms)
+        def report(step: Planned | PlannedRepeatable, ms: float = 0.0, action: str | None = None) -> None:
+            result = Result(action or done_word(step.direction), step.version, step.label, ms)
             self.on_result(result)
             results.append(result)
 
@@ -90,10 +78,23 @@ class Applier:
             self._single(plan, report)
         else:
             self._each(plan, report)
+            self._forget(plan.forget)
+        for name in plan.forget:
+            result = Result("would forget" if dry_run else "forgot", None, f"R__{name}")
+            self.on_result(result)
+            results.append(result)
         return results
 
+    def forget_steps(self, names: list[str]) -> list[Step]:
+        """The statements that drop the rows of repeatable migrations whose files are gone."""
+        return [(self.table.repeatable_forget_sql, (name,)) for name in names]
+
+    def _forget(self, names: list[str]) -> None:
+        if names:  # one simple query: one implicit transaction
+            self.conn.execute(";\n".join(render(sql, params) for sql, params in self.forget_steps(names)))
+
     def _each(self, plan: Plan, report: Callable[..., None]) -> None:
-        queued: list[tuple[Planned, float]] = []  # (step, when it was sent), oldest first
+        queued: list[tuple[Planned | PlannedRepeatable, float]] = []  # (step, when it was sent), oldest first
         last_end = time.perf_counter()
 
         def collect_oldest() -> None:
@@ -128,7 +129,8 @@ class Applier:
         from .inprocess import run_group
         from .watch import retry_on_lock_timeout
 
-        group = [(step.file, tracking_steps(step.migration, step.direction, True)) for step in plan]
+        group = [(step.file, step.tracking(self.table, True)) for step in plan]
+        group[-1] = (group[-1][0], [*group[-1][1], *self.forget_steps(plan.forget)])
         start = time.perf_counter()
         if any(f.needs_psql for f, _ in group):
             psql = self._psql_session()
@@ -141,14 +143,14 @@ class Applier:
 
     # --- one file ---
 
-    def run_step(self, step: Planned) -> float:
+    def run_step(self, step: Planned | PlannedRepeatable) -> float:
         """Run one migration file with its tracking statements; return the milliseconds it took."""
         file = step.file
         start = time.perf_counter()
         try:
-            self.execute(file, tracking_for(step.migration, step.direction), transactional=file.transactional)
+            self.execute(file, tracking_for(step, self.table), transactional=file.transactional)
         except MigrationFailed as exc:
-            exc.version = step.migration.version
+            exc.version = step.version
             raise
         return (time.perf_counter() - start) * 1000
 
@@ -169,10 +171,10 @@ class Applier:
             else:
                 attempt()
         elif transactional:
-            run_transactional(self.conn, file, steps, self.limits, self.on_note, watch)
+            escape = self.table.escape_mark(steps[0]) if steps else None
+            run_transactional(self.conn, file, steps, self.limits, self.on_note, watch, escape=escape)
         else:
-            before, after = (steps[0], steps[1]) if steps else (None, None)
-            run_autocommit(self.conn, file, before, after)
+            run_autocommit(self.conn, file, steps[0] if steps else None, steps[1:])
 
     # --- the psql queue ---
 
@@ -183,13 +185,13 @@ class Applier:
 
         return DIES_WITH_PARENT
 
-    def _submit(self, step: Planned, *, first: bool) -> None:
+    def _submit(self, step: Planned | PlannedRepeatable, *, first: bool) -> None:
         psql = self._psql_session()
         if first and self._watch():
             self.watch.arm(psql.backend_pid())
-        psql.submit(step.file, tracking_for(step.migration, step.direction), self.limits)
+        psql.submit(step.file, tracking_for(step, self.table), self.limits)
 
-    def _collect(self, queued: list[tuple[Planned, float]]) -> None:
+    def _collect(self, queued: list[tuple[Planned | PlannedRepeatable, float]]) -> None:
         """Wait for the oldest queued migration; after a lock timeout, wait and send it and those
         queued after it (which psql never ran) again; when retries run out, raise."""
         from .watch import note_blockers, wait_before_retry
@@ -200,7 +202,7 @@ class Applier:
                 self.psql.collect()
             except MigrationFailed as exc:
                 note_blockers(exc, self.watch)
-                exc.version = queued[0][0].migration.version
+                exc.version = queued[0][0].version
                 retry += 1
                 if not wait_before_retry(exc, retry, self.limits, self.on_note, queued[0][0].file):
                     raise

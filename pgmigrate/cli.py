@@ -35,7 +35,7 @@ EPILOG = f"""exit codes:
 
 database: --database-url, else DATABASE_URL, else POSTGRES_HOST/PORT/DB/USER/PASSWORD, else PG*
 variables, else the embedded server (make db-up); a .env file in the working directory fills in
-variables the environment does not set."""
+variables the environment does not set. Likewise --dir / MIGRATIONS_DIR and --table / MIGRATIONS_TABLE."""
 
 
 def whole_number(text: str) -> int | None:
@@ -131,6 +131,9 @@ def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--database-url", metavar="URL", help="connection URL or 'key=value' string", **flag)
     parser.add_argument("--dir", metavar="DIR",
                         help="migrations folder (env MIGRATIONS_DIR; default migrations/postgres)", **flag)
+    parser.add_argument("--table", metavar="SCHEMA.NAME",
+                        help="our tracking table (env MIGRATIONS_TABLE; default public.schema_migrations); the "
+                        "repeatable migrations' table is NAME_repeatables beside it", **flag)
     parser.add_argument("--verbose", "-v", action="store_true", help="show notices, psql output and tracebacks",
                         **flag)
     parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and requested data", **flag)
@@ -226,15 +229,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--docs", default="docs/schema.md", metavar="FILE", help="the generated data-model page")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ (drift)")
 
-    p = add("adopt", "take over a database another tool manages: move its history into schema_migrations")
+    p = add("adopt", "take over a database another tool manages: move its history into our tracking table")
     if not isinstance(p, _Unused):
         from . import formats
 
         p.add_argument("--from", dest="tool", metavar="TOOL", choices=formats.names(adoptable=True),
                        help=f"the tool: {', '.join(formats.names(adoptable=True))} (found from the tables when there "
                        "is only one)")
-        p.add_argument("--table", metavar="SCHEMA.NAME",
-                       help="the other tool's tracking table, when several are found (every schema is searched)")
+        p.add_argument("--from-table", metavar="SCHEMA.NAME",
+                       help="the other tool's tracking table, when several are found (every schema is searched); "
+                       "the history goes into our table (--table)")
         p.add_argument("--dry-run", action="store_true", help="print what would be done; change nothing")
         p.add_argument("--keep", action="store_true", help="leave the old table as it is (default: rename it)")
 
@@ -289,7 +293,7 @@ def _settings(args: argparse.Namespace):
     from .config import build_settings
 
     settings = build_settings(database_url=args.database_url, migrations_dir=args.dir,
-                              seeds_dir=getattr(args, "seeds_dir", None))
+                              seeds_dir=getattr(args, "seeds_dir", None), migrations_table=args.table)
     settings.verbose, settings.quiet = args.verbose, args.quiet
     for name in ("lock_wait", "lock_timeout", "lock_retries", "statement_timeout"):
         if hasattr(args, name):
@@ -324,9 +328,18 @@ def cmd_up(args, printer) -> int:
     if not results:
         printer.info(f"nothing to apply; current version {version}")
     elif not args.dry_run:
-        total = sum(r.ms for r in results)
-        printer.info(f"{len(results)} migration(s) applied in {total / 1000:.2f} s; current version {version}")
+        printer.info(f"{_applied(results)} in {sum(r.ms for r in results) / 1000:.2f} s; current version {version}")
     return EXIT_OK
+
+
+def _applied(results: list) -> str:
+    """``2 migration(s) applied`` or ``2 migration(s) and 1 repeatable migration(s) applied``."""
+    versioned = sum(1 for r in results if r.version is not None)
+    repeatable = sum(1 for r in results if r.version is None and r.action == "applied")
+    forgot = sum(1 for r in results if r.action == "forgot")
+    parts = [f"{versioned} migration(s)"] if versioned or not repeatable else []
+    parts += [f"{repeatable} repeatable migration(s)"] if repeatable else []
+    return " and ".join(parts) + " applied" + (f", {forgot} repeatable migration(s) forgotten" if forgot else "")
 
 
 def cmd_down(args, printer) -> int:
@@ -356,7 +369,7 @@ def _print_plan(args, printer, direction: str) -> int:
         settings = runner.settings
         limits = Limits(settings.lock_timeout, settings.statement_timeout, settings.lock_retries)
         text = render_plan(plan, limits=limits, variables=settings.variables,
-                           target_description=settings.target.describe(), direction=direction)
+                           target_description=settings.target.describe(), direction=direction, table=settings.table)
     sys.stdout.write(text)
     return EXIT_OK
 
@@ -435,7 +448,7 @@ def cmd_fresh(args, printer) -> int:
         if not args.yes:
             _confirm(runner.settings.target)
         results = runner.fresh(allow_production=args.allow_production)
-    printer.info(f"dropped everything and applied {len(results)} migration(s)")
+    printer.info(f"dropped everything; {_applied(results)}")
     return EXIT_OK
 
 
@@ -507,7 +520,7 @@ def cmd_dump_schema(args, printer) -> int:
 def cmd_adopt(args, printer) -> int:
     from .adopt import adopt
 
-    for line in adopt(_settings(args), tool=args.tool, table=args.table, dry_run=args.dry_run, keep=args.keep,
+    for line in adopt(_settings(args), tool=args.tool, table=args.from_table, dry_run=args.dry_run, keep=args.keep,
                       on_note=printer.note):
         printer.line(line)
     return EXIT_OK
@@ -603,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-_TAKES_VALUE = ("--database-url", "--dir", "--targets", "--targets-query")
+_TAKES_VALUE = ("--database-url", "--dir", "--table", "--targets", "--targets-query")
 
 
 def _command(argv: list[str]) -> str | None:

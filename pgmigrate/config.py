@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .target import Target, make_conninfo
+from .tracking import Table, parse_table
 
 DEFAULT_MIGRATIONS_DIR = "migrations/postgres"
 DEFAULT_SEEDS_DIR = "seeds"
@@ -56,13 +57,14 @@ class Limits(namedtuple("Limits", "lock_timeout statement_timeout lock_retries",
 
 
 class Settings:
-    """Everything a command runs with: where, which folders, timeouts, psql variables."""
+    """Everything a command runs with: where, which folders and tracking table, timeouts, psql variables."""
 
     def __init__(self, target: Target, migrations_dir: Path | str, seeds_dir: Path | str = DEFAULT_SEEDS_DIR, *,
                  verbose: bool = False, quiet: bool = False, lock_wait: float = 60.0, lock_timeout: float = 5.0,
                  lock_retries: int = 3, statement_timeout: float = 0.0,
-                 variables: dict[str, str] | None = None) -> None:
+                 variables: dict[str, str] | None = None, table: Table | None = None) -> None:
         self.target = target
+        self.table = table or Table()
         self.migrations_dir = Path(migrations_dir)
         self.seeds_dir = Path(seeds_dir)
         self.environment: Mapping[str, str] = os.environ  # where the production guard looks (build_settings: .env too)
@@ -172,6 +174,7 @@ def build_settings(
     database_url: str | None = None,
     migrations_dir: str | None = None,
     seeds_dir: str | None = None,
+    migrations_table: str | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
@@ -181,9 +184,21 @@ def build_settings(
         target=resolve_target(database_url, env),
         migrations_dir=base / setting(migrations_dir, env, "MIGRATIONS_DIR", DEFAULT_MIGRATIONS_DIR),
         seeds_dir=base / setting(seeds_dir, env, "SEEDS_DIR", DEFAULT_SEEDS_DIR),
+        table=resolve_table(migrations_table, env),
     )
     settings.environment = env
     return settings
+
+
+def resolve_table(flag: str | None, env: Mapping[str, str]) -> Table:
+    """Our tracking table: ``--table``, else ``MIGRATIONS_TABLE`` (environment, then ``.env``), else
+    public.schema_migrations; an error naming where an unusable name came from."""
+    if flag is not None:
+        return parse_table(flag, "--table")
+    if env.get("MIGRATIONS_TABLE"):
+        where = env.where if isinstance(env, Environment) else (lambda name: name)
+        return parse_table(env["MIGRATIONS_TABLE"], where("MIGRATIONS_TABLE"))
+    return Table()
 
 
 def production(env: Mapping[str, str]) -> str | None:

@@ -1,7 +1,8 @@
 """Finding migration and seed files and reading them.
 
 ``NNNN_name.up.sql`` with an optional ``NNNN_name.down.sql``. The version is the integer value of
-the leading digits (any width); names use letters, digits, ``_`` and ``-``. Everything that is
+the leading digits (any width); names use letters, digits, ``_`` and ``-``. ``R__name.sql`` is a
+repeatable migration: applied after the versioned ones whenever it changed. Everything that is
 wrong with a folder is collected, so ``verify`` can list it all and other commands refuse before
 touching the database.
 """
@@ -20,8 +21,9 @@ from .errors import FileError, Remedy
 MAX_VERSION = 2**63 - 1
 LARGE_FILE = 16 * 1024 * 1024  # bytes
 MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$", re.ASCII)  # \d: 0-9 only
-LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL)  # any script's digits, to name them
-REPEATABLE_NAME = re.compile(r"^R__.+\.sql$")  # Flyway's repeatable migrations, kept by 'import --from flyway'
+LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL | re.ASCII)
+REPEATABLE_NAME = re.compile(r"^R__([A-Za-z0-9_-]+)\.sql$", re.ASCII)
+REPEATABLE_PREFIX = "R__"
 DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")
 KNOWN_DIRECTIVES = {"no-transaction"}
 
@@ -222,12 +224,30 @@ class Migration:
         return f"{self.version:0{self.digits}d}_{self.name}"
 
 
+class Repeatable:
+    """A repeatable migration, ``R__name.sql``: run after the versioned migrations whenever its
+    checksum differs from the one recorded. It has no version and no down file."""
+
+    def __init__(self, name: str, file: SqlFile) -> None:
+        self.name = name
+        self.file = file
+
+    def __repr__(self) -> str:
+        return f"Repeatable({self.label!r})"
+
+    @property
+    def label(self) -> str:
+        return f"{REPEATABLE_PREFIX}{self.name}"
+
+
 class Folder:
-    """The migrations found in a folder, in version order, and what is wrong with it."""
+    """The migrations found in a folder, in version order, its repeatable migrations in name order,
+    and what is wrong with it."""
 
     def __init__(self, path: Path, migrations: list[Migration] | None = None) -> None:
         self.path = path
         self.migrations = migrations or []
+        self.repeatables: list[Repeatable] = []
         self.problems: list[str] = []
         self.warnings: list[str] = []
         self.foreign = False  # another tool's folder: none of it can be read as migrations
@@ -278,6 +298,9 @@ def scan_folder(path: Path) -> Folder:
     base = os.fspath(path)
     for filename in sorted(os.listdir(base)):  # names, not Path objects: a tenth of the time for 1000 files
         entry = os.path.join(base, filename)
+        if filename.startswith(REPEATABLE_PREFIX) and filename.endswith(".sql"):
+            _add_repeatable(folder, filename, entry)
+            continue
         try:
             parsed = parse_name(filename)
         except FileError as exc:
@@ -314,9 +337,18 @@ def scan_folder(path: Path) -> Folder:
     return folder
 
 
+def _add_repeatable(folder: Folder, filename: str, entry: str) -> None:
+    m = REPEATABLE_NAME.fullmatch(filename)
+    if m is None:
+        folder.problems.append(f"{filename}: invalid repeatable migration file name; names may use letters, digits, "
+                               "'_' and '-' (R__name.sql); rename the file")
+        return
+    folder.repeatables.append(Repeatable(m.group(1), SqlFile(entry)))  # listed in name order
+
+
 def _check_ignored(folder: Folder, ignored: list[str]) -> None:
     """What is not a migration file: another tool's folder is an error naming the import that
-    converts it; Flyway-style repeatable migrations are skipped with a note; stray SQL gets a warning."""
+    converts it; stray SQL gets a warning."""
     from . import formats
 
     base = os.fspath(folder.path)
@@ -325,7 +357,8 @@ def _check_ignored(folder: Folder, ignored: list[str]) -> None:
         folder.foreign = True
         fmt, example = foreign
         mine = f"; if {example} is one of yours, rename it NNNN_name.up.sql" if folder.migrations else ""
-        folder.problems.append(
+        folder.problems.insert(
+            0,
             f"{os.path.join(base, example)}: {base} looks like a {fmt.title} migrations folder ({fmt.folder_pattern}), "
             f"which this runner does not read (NNNN_name.up.sql / .down.sql); convert it with 'scripts/migrate.py "
             f"import --from {fmt.name} {base} --dir NEW_FOLDER' and use NEW_FOLDER as --dir / MIGRATIONS_DIR{mine}"
@@ -333,10 +366,7 @@ def _check_ignored(folder: Folder, ignored: list[str]) -> None:
         return
     for filename in ignored:
         entry = os.path.join(base, filename)
-        if REPEATABLE_NAME.match(filename):
-            folder.warnings.append(f"{entry}: repeatable migration, skipped: this runner does not apply R__ files yet; "
-                                   f"after 'up', run it with 'scripts/migrate.py psql -f {entry}' when it changes")
-        elif filename.endswith(".sql"):
+        if filename.endswith(".sql"):
             folder.warnings.append(f"{entry}: ignored, not a migration file name (NNNN_name.up.sql or .down.sql)")
 
 

@@ -1,4 +1,4 @@
-"""The operations: up, down, redo, status, version, force, baseline, rehash, verify, fresh, seed.
+"""The operations: up, down, redo, status, version, force, baseline, rehash, verify, fresh, seed, repeat.
 
 ``Runner`` holds one command's session on one database (connections, the migration lock, the
 tracking table) and strings the flow together: the folder is read (discovery), the rows are read
@@ -18,16 +18,19 @@ from .discovery import Folder
 from .errors import ConnectError, StateError
 from .planning import (
     Plan,
-    changed_message,
+    PlannedRepeatable,
     compute_status,
-    dirty_message,
     out_of_order,
     plan_down,
     plan_force,
     plan_redo,
+    plan_repeat,
     plan_up,
+    problems,
+    repeatable_status,
 )
 from .results import Result, Status, StatusRow
+from .tracking import Recorded
 
 __all__ = ["Result", "Runner", "Status", "StatusRow"]
 
@@ -42,12 +45,15 @@ class Runner:
     def __init__(self, settings: Settings, *, on_result: Callable[[Result], None] = _nothing,
                  on_note: Callable[[str], None] = _nothing, on_output: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.table = settings.table
         self.on_result = on_result
         self.on_note = on_note
         self.on_output = on_output
         self.conn = None
         self.lock = None
         self.table_ready = False
+        self.repeatables_ready = False
+        self.elsewhere: dict[int, tracking.Row] = {}  # see planning.check_elsewhere
         self.applier: Applier | None = None
 
     # --- session ---
@@ -76,7 +82,7 @@ class Runner:
             self.conn = connect(self.settings.target, notices=self.on_output)
         return self.conn
 
-    def _locked(self) -> dict[int, tracking.Row]:
+    def _locked(self) -> Recorded:
         """Connect, take the migration lock, read the tracking rows (none if there is no table yet).
 
         The table itself is made by the first write, so a command that refuses, because of a bad
@@ -88,16 +94,21 @@ class Runner:
             lock_conn = None
             if self.conn is None:
                 self.conn, lock_conn = connect_two(self.settings.target, notices=self.on_output)
-            self.lock = MigrationLock(self.settings.target, wait=self.settings.lock_wait, on_wait=self.on_note)
+            self.lock = MigrationLock(self.settings.target, self.table, wait=self.settings.lock_wait,
+                                      on_wait=self.on_note)
             self.lock.acquire(lock_conn)
-        rows = self._recorded()
-        self.table_ready = rows is not None
-        return rows or {}
+        recorded = self._recorded()
+        if recorded is None:
+            self.elsewhere = tracking.history_elsewhere(self._query, self.table)
+        self.table_ready = recorded is not None
+        self.repeatables_ready = recorded is not None and recorded.repeatables is not None
+        return recorded or Recorded({}, None)
 
-    def _ensure_table(self) -> None:
-        if not self.table_ready:
-            tracking.ensure_table(self._query)
+    def _ensure_table(self, *, repeatables: bool = False) -> None:
+        if not self.table_ready or (repeatables and not self.repeatables_ready):
+            tracking.ensure_table(self._query, self.table, repeatables=repeatables)
             self.table_ready = True
+            self.repeatables_ready = self.repeatables_ready or repeatables
 
     def _query(self, sql: str) -> list[tuple]:
         from .db import rows
@@ -111,8 +122,8 @@ class Runner:
         return self.applier
 
     def _run(self, plan: Plan, *, dry_run: bool = False) -> list[Result]:
-        if plan.steps and not dry_run:
-            self._ensure_table()
+        if (plan.steps or plan.forget) and not dry_run:
+            self._ensure_table(repeatables=any(isinstance(step, PlannedRepeatable) for step in plan))
         return self._applier().run(plan, dry_run=dry_run)
 
     def folder(self, *, strict: bool = True) -> Folder:
@@ -120,52 +131,51 @@ class Runner:
 
     # --- read-only ---
 
-    def _recorded(self) -> dict[int, tracking.Row] | None:
+    def _recorded(self) -> Recorded | None:
         """The tracking rows, or None when the table does not exist yet (another tool's: refused)."""
-        shape = tracking.read_shape(self._query)
-        if not shape.ours:
-            tracking.refuse_foreign(shape)
-            return None
-        return tracking.read_rows(self._query)
+        return tracking.read_recorded(self._query, self.table)
 
     def status(self) -> Status:
-        """Every migration's state. A problem with the files (a down file without its up file, a
-        duplicate version...) does not hide the rest: the rows that can be shown are, with the
-        problems beside them; only another tool's folder, of which nothing can be read, is refused."""
+        """Every migration's state, and every repeatable's. A problem with the files (a down file
+        without its up file, a duplicate version...) does not hide the rest: the rows that can be shown
+        are, with the problems beside them; only another tool's folder, of which nothing can be read,
+        is refused."""
         folder = self.folder(strict=False)
         if folder.foreign:
             folder.raise_problems()
-        rows = self._recorded()
-        if rows is None:
-            return Status(compute_status(folder, {}), table_exists=False, problems=folder.problems)
-        return Status(compute_status(folder, rows), out_of_order=out_of_order(folder, rows), problems=folder.problems)
+        recorded = self._recorded()
+        rows, repeated = recorded or ({}, None)
+        return Status(compute_status(folder, rows), out_of_order=out_of_order(folder, rows),
+                      table_exists=recorded is not None, repeatables=repeatable_status(folder, repeated or {}),
+                      problems=folder.problems)
 
     def version(self) -> tuple[int, bool]:
         """The highest recorded version (0 when none) and whether it is dirty."""
         if not self.table_ready:  # not yet known to be ours in this session
-            shape = tracking.read_shape(self._query)
+            shape = tracking.read_shape(self._query, self.table)
+            tracking.refuse_foreign(shape, self.table)
             if not shape.ours:
-                tracking.refuse_foreign(shape)
                 return 0, False
-        row = next(iter(self._query(tracking.NEWEST_SQL)), None)
+        row = next(iter(self._query(self.table.newest_sql)), None)
         return (int(row[0]), bool(row[1])) if row else (0, False)
 
     def history(self) -> list[tracking.Row]:
-        return list((self._recorded() or {}).values())
+        recorded = self._recorded()
+        return list(recorded.rows.values()) if recorded else []
 
     # --- planning (nothing runs) ---
 
     def plan(self, command: str, **options: object) -> Plan:
         """The checked plan of ``up``, ``down``, ``redo`` or ``force``, under the lock; nothing runs."""
         folder = self.folder()
-        rows = self._locked()
+        rows, repeated = self._locked()
         variables = self.settings.variables
         if command == "up":
-            return plan_up(folder, rows, variables=variables, **options)
+            return plan_up(folder, rows, repeated=repeated, variables=variables, elsewhere=self.elsewhere, **options)
         if command == "down":
-            return plan_down(folder, rows, variables=variables, **options)
+            return plan_down(folder, rows, repeated=repeated, variables=variables, **options)
         if command == "redo":
-            return plan_redo(folder, rows, variables=variables)
+            return plan_redo(folder, rows, repeated=repeated, variables=variables)
         return plan_force(folder, options["version"], variables=variables)
 
     # --- changing the database ---
@@ -187,11 +197,14 @@ class Runner:
 
     def up(self, *, to: int | None = None, steps: int | None = None, dry_run: bool = False,
            allow_out_of_order: bool = False, ignore_changed: bool = False,
-           single_transaction: bool = False) -> list[Result]:
+           single_transaction: bool = False, repeatables: bool = True) -> list[Result]:
+        """Apply the pending migrations, then (when none is left pending, and ``repeatables``) the
+        repeatable migrations that changed."""
         folder = self.folder()
-        rows = self._locked()
-        plan = plan_up(folder, rows, to=to, steps=steps, allow_out_of_order=allow_out_of_order,
-                       ignore_changed=ignore_changed, single=single_transaction, variables=self.settings.variables)
+        rows, repeated = self._locked()
+        plan = plan_up(folder, rows, repeated=repeated, to=to, steps=steps, allow_out_of_order=allow_out_of_order,
+                       ignore_changed=ignore_changed, single=single_transaction, variables=self.settings.variables,
+                       repeatables=repeatables, elsewhere=self.elsewhere)
         if not dry_run:
             self._fill_checksums(folder, rows)
         return self._run(plan, dry_run=dry_run)
@@ -201,7 +214,7 @@ class Runner:
         files = folder.by_version()
         for version, row in rows.items():
             if row.checksum is None and version in files and not row.dirty:
-                self._connect().execute(tracking.FILL_CHECKSUM_SQL, (files[version].up.checksum, version))
+                self._connect().execute(self.table.fill_checksum_sql, (files[version].up.checksum, version))
 
     def down(self, count: int | None = None, *, to: int | None = None, all_: bool = False,
              dry_run: bool = False) -> list[Result]:
@@ -213,15 +226,22 @@ class Runner:
     def force(self, version: int) -> Result:
         return self._run(self.plan("force", version=version))[0]
 
+    def repeat(self, names: list[str] | None = None) -> list[Result]:
+        """Apply the repeatable migrations named (every one when None) now, whatever else is pending:
+        ``check`` builds a live database's state with it."""
+        folder = self.folder()
+        self._locked()
+        return self._run(plan_repeat(folder, names, variables=self.settings.variables))
+
     def baseline(self, version: int) -> list[Result]:
         folder = self.folder()
-        rows = self._locked()
+        rows = self._locked().rows
         results = []
         for m in folder.migrations:
             if m.version > version or m.version in rows:
                 continue
             self._ensure_table()
-            self._connect().execute(tracking.BASELINE_SQL, (m.version, m.name, m.up.checksum))
+            self._connect().execute(self.table.baseline_sql, (m.version, m.name, m.up.checksum))
             result = Result("recorded", m.version, m.label)
             self.on_result(result)
             results.append(result)
@@ -229,40 +249,20 @@ class Runner:
 
     def rehash(self, version: int) -> tuple[str | None, str]:
         folder = self.folder()
-        rows = self._locked()
+        rows = self._locked().rows
         if version not in rows:
             raise StateError(f"version {version} is not recorded as applied; nothing to rehash")
         m = folder.by_version().get(version)
         if m is None:
             raise StateError(f"version {version} is recorded but its file is missing; restore it first")
-        self._connect().execute(tracking.REHASH_SQL, (m.up.checksum, version))
+        self._connect().execute(self.table.rehash_sql, (m.up.checksum, version))
         return rows[version].checksum, m.up.checksum
 
     def verify(self) -> list[str]:
         """Every problem with the folder and the database's history, as one line each."""
-        from .errors import FileError
-
         folder = self.folder(strict=False)
-        problems = list(folder.problems)
-        for f in (f for m in folder.migrations for f in (m.up, m.down) if f is not None):
-            try:
-                f.check_runnable()
-            except FileError as exc:
-                problems.append(str(exc.message))
-        rows = self._recorded()
-        if rows is None:
-            return problems
-        files = folder.by_version()
-        for row in compute_status(folder, rows):
-            if row.state == "changed":
-                problems.append(changed_message(files[row.version], rows[row.version]))
-            elif row.state == "missing":
-                problems.append(f"version {row.version} ({row.name}) is recorded but its file is missing")
-            elif row.state == "dirty":
-                problems.append(dirty_message(row.version, row.name))
-        for v in out_of_order(folder, rows):
-            problems.append(f"{files[v].label} is pending but older than the newest applied version")
-        return problems
+        recorded = self._recorded()
+        return problems(folder, *(recorded or (None, None)))
 
     def fresh(self, *, allow_production: bool = False) -> list[Result]:
         from .admin import drop_everything, refuse_production
@@ -271,7 +271,7 @@ class Runner:
         plan_up(self.folder(), {}, variables=self.settings.variables)  # every file checked before the drop
         self._locked()
         drop_everything(self._connect())
-        self.table_ready = False
+        self.table_ready = self.repeatables_ready = False
         return self.up()
 
     def seed(self) -> list[Result]:

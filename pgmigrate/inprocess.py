@@ -20,7 +20,7 @@ from .config import Limits
 from .db import SESSION_RESET_SQL, ServerError, in_transaction, run_script, server_error
 from .discovery import SqlFile, display_path
 from .errors import MigrationFailed
-from .tracking import Step, dirty_mark, render
+from .tracking import Step, render
 from .watch import BlockerWatch, retry_on_lock_timeout, watching
 
 Connection = psycopg.Connection
@@ -53,13 +53,15 @@ def failure(file: SqlFile, exc: ServerError, *, base: int | None = 0, dirty: boo
 
 
 def run_transactional(conn: Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
-                      on_retry: Callable[[str], None], watch: BlockerWatch | None = None) -> None:
-    """Run the file and ``steps`` in one transaction, retrying on lock timeouts."""
-    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits, watch), limits, on_retry, file)
+                      on_retry: Callable[[str], None], watch: BlockerWatch | None = None, *,
+                      escape: Step | None = None) -> None:
+    """Run the file and ``steps`` in one transaction, retrying on lock timeouts. ``escape``: the
+    statement that marks the row dirty if the file ends that transaction itself."""
+    retry_on_lock_timeout(lambda: _transaction(conn, file, steps, limits, watch, escape), limits, on_retry, file)
 
 
 def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits: Limits,
-                 watch: BlockerWatch | None) -> None:
+                 watch: BlockerWatch | None, escape: Step | None) -> None:
     # Two round trips, each one simple query: BEGIN, the timeouts and the file; then the tracking
     # statements (values as quoted literals, exactly as the psql bridge and 'plan' show them) and COMMIT.
     # The session is reset before the tracking statements: they run as the runner's role, with its
@@ -70,7 +72,7 @@ def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits:
         with watching(watch, conn.info.backend_pid):
             _run_file(conn, file, prefix, len(limits.set_local_statements()) + 1)
         if not in_transaction(conn):
-            raise escaped(conn, file, steps)
+            raise escaped(conn, file, escape)
         try:
             conn.execute(tracking)
         except psycopg.Error as exc:
@@ -94,14 +96,14 @@ def _run_file(conn: Connection, file: SqlFile, prefix: str, prefix_statements: i
         raise failure(file, error, base=-len(prefix), statement=found[at] if 0 <= at < len(found) else None)
 
 
-def escaped(conn: Connection, file: SqlFile, steps: Sequence[Step]) -> MigrationFailed:
+def escaped(conn: Connection, file: SqlFile, mark: Step | None) -> MigrationFailed:
     """The file ended the runner's transaction: what it did before that is committed without its
-    tracking row. Mark the version dirty, honestly, and say so."""
-    if steps:
-        conn.execute(*dirty_mark(steps[-1]))
+    tracking row. Mark it (dirty; a repeatable migration: to be applied again), honestly, and say so."""
+    if mark:
+        conn.execute(*mark)
+    marked = " and its tracking row is marked dirty" if mark else ""
     return MigrationFailed(f"{display_path(file)}: the file ended the transaction that holds its tracking row; "
-                           "what ran before that is committed" + (" and the version is marked dirty" if steps else ""),
-                           path=display_path(file), dirty=bool(steps))
+                           f"what ran before that is committed{marked}", path=display_path(file), dirty=bool(mark))
 
 
 def rollback(conn: Connection) -> None:
@@ -124,7 +126,7 @@ def _group(conn: Connection, group: Sequence[tuple[SqlFile, Sequence[Step]]], li
             with watching(watch, conn.info.backend_pid):
                 _run_file(conn, file, "", 0)
             if not in_transaction(conn):
-                raise escaped(conn, file, [])
+                raise escaped(conn, file, None)
             try:
                 conn.execute(SESSION_RESET_SQL + "".join(f"{s};\n" for s in limits.set_local_statements())
                              + "".join(render(sql, params) + ";\n" for sql, params in steps))
@@ -139,8 +141,9 @@ def _group(conn: Connection, group: Sequence[tuple[SqlFile, Sequence[Step]]], li
             rollback(conn)
 
 
-def run_autocommit(conn: Connection, file: SqlFile, before: Step | None, after: Step | None) -> None:
-    """Run the file statement by statement outside a transaction, between two tracking steps."""
+def run_autocommit(conn: Connection, file: SqlFile, before: Step | None, after: Sequence[Step] | None = ()) -> None:
+    """Run the file statement by statement outside a transaction, between tracking steps: ``before``,
+    then ``after`` (together, in one implicit transaction)."""
     if before:
         conn.execute(*before)
     for statement in file.scan.statements:
@@ -151,6 +154,6 @@ def run_autocommit(conn: Connection, file: SqlFile, before: Step | None, after: 
                           statement=statement) from None
     conn.execute(SESSION_RESET_SQL)
     if after:
-        conn.execute(*after)
+        conn.execute(";\n".join(render(sql, params) for sql, params in after))
 
 

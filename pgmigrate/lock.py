@@ -20,16 +20,19 @@ import psycopg
 from .db import connect, jitter, rows
 from .errors import LockTimeout, Remedy
 from .target import Target
-from .tracking import QUALIFIED
+from .tracking import Table, literal
 
 LOCK_NAMESPACE = 0x70676D67  # 'pgmg': the first key of the two-key advisory lock
 
 
 class MigrationLock:
-    """Held from ``acquire()`` to ``release()``; see the module docstring."""
+    """Held from ``acquire()`` to ``release()``; see the module docstring. The key is the database's
+    name and the tracking table's (``table``): runners of one table exclude each other, runners that
+    keep their history in different tables of one database do not."""
 
-    def __init__(self, target: Target, *, wait: float, on_wait: Callable[[str], None]) -> None:
+    def __init__(self, target: Target, table: Table, *, wait: float, on_wait: Callable[[str], None]) -> None:
         self.target = target
+        self.table = table
         self.wait = wait
         self.on_wait = on_wait
         self.conn: psycopg.Connection | None = None
@@ -41,7 +44,7 @@ class MigrationLock:
         # Only simple-protocol queries (no bound parameters) on this connection: an extended-protocol
         # query leaves its portal, and with it a snapshot, open in the transaction, and a snapshot
         # makes CREATE INDEX CONCURRENTLY wait for this transaction to end.
-        key = f"hashtext(current_database() || '/{QUALIFIED}')"
+        key = f"hashtext(current_database() || {literal('/' + self.table.qualified)})"
         (row,) = rows(conn,
             "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0;\n"
             f"SELECT {key}, pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key})"

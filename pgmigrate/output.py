@@ -68,11 +68,16 @@ class Printer:
         rows = []
         for r in status.rows:
             state = self.paint(r.state, _STATE_COLOUR.get(r.state, "dim"))
-            applied = r.applied_at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if r.applied_at else ""
-            ms = f"{r.execution_ms} ms" if r.execution_ms is not None else ""
-            rows.append([r.version, r.name, state, applied, ms])
+            rows.append([r.version, r.name, state, _when(r.applied_at), _ms(r.execution_ms)])
         if rows:
             self.line(tabulate(rows, headers=["version", "name", "state", "applied_at", "time"],
+                               tablefmt="simple", disable_numparse=True))
+        repeatables = [[r.label, self.paint(r.state, _STATE_COLOUR.get(r.state, "dim")), _when(r.applied_at),
+                        _ms(r.execution_ms)] for r in status.repeatables]
+        if repeatables:
+            if rows:
+                self.line()
+            self.line(tabulate(repeatables, headers=["repeatable", "state", "applied_at", "time"],
                                tablefmt="simple", disable_numparse=True))
         self.line(summary(status))
         for problem in status.problems:  # stderr: stdout stays the table
@@ -83,6 +88,7 @@ class Printer:
             "current_version": status.current_version,
             "clean": status.clean,
             "summary": {s: status.count(s) for s in ("applied", "pending", "changed", "missing", "dirty")},
+            "repeatables_summary": {s: status.count_repeatables(s) for s in ("applied", "pending", "missing")},
             "out_of_order": status.out_of_order,
             "problems": status.problems,
             "migrations": [
@@ -96,16 +102,38 @@ class Printer:
                 }
                 for r in status.rows
             ],
+            "repeatables": [
+                {
+                    "name": r.name,
+                    "file": f"{r.label}.sql",
+                    "state": r.state,
+                    "applied_at": r.applied_at.isoformat() if r.applied_at else None,
+                    "execution_ms": r.execution_ms,
+                    "applied_by": r.applied_by,
+                }
+                for r in status.repeatables
+            ],
         }
         import json
 
         self.line(json.dumps(data, indent=2))
 
 
+def _when(moment: object) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _ms(ms: int | None) -> str:
+    return f"{ms} ms" if ms is not None else ""
+
+
 def summary(status: Status) -> str:
     counts = [(s, status.count(s)) for s in ("applied", "pending", "changed", "missing", "dirty")]
     parts = [f"{n} {s}" for s, n in counts if n or s in ("applied", "pending")]
     text = ", ".join(parts) + f"; current version {status.current_version}"
+    if status.repeatables:
+        counts = [(s, status.count_repeatables(s)) for s in ("applied", "pending", "missing")]
+        text += "; repeatable: " + ", ".join(f"{n} {s}" for s, n in counts if n or s != "missing")
     if status.out_of_order:
         text += f"; {len(status.out_of_order)} pending older than the newest applied (out of order)"
     if not status.table_exists:

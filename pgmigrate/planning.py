@@ -5,20 +5,26 @@ One plan serves ``up``, ``up --dry-run``, ``up --sql``, ``down`` (and its previe
 ``force``: every check is made here (dirty, changed, out of order, missing files and down files,
 files that cannot run, unset psql variables, what one transaction cannot hold), so whatever ``up``
 refuses, its preview refuses too, with the same error.
+
+Repeatable migrations (``R__name.sql``) come after the versioned ones of a run that leaves no
+versioned migration pending (they are written for the newest schema), in name order, each when its
+checksum differs from the one recorded. A rollback marks them all to be applied again (see
+``Planned.tracking``); they themselves are never rolled back.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 
-from .discovery import Folder, Migration, SqlFile, display_path, psql_true
+from .discovery import Folder, Migration, Repeatable, SqlFile, display_path, psql_true
 from .errors import FileError, Remedy, StateError, UsageError
-from .results import StatusRow
-from .tracking import Row
+from .results import RepeatableStatus, StatusRow
+from .tracking import RepeatableRow, Row, Step, Table
 
 
-class Planned(namedtuple("Planned", "migration direction")):
-    """One file to run: ``migration``'s up or down file."""
+class Planned(namedtuple("Planned", "migration direction stale_repeatables", defaults=(False,))):
+    """One file to run: ``migration``'s up or down file; ``stale_repeatables``: a rollback that marks
+    the recorded repeatable migrations to be applied again, in its own transaction."""
 
     __slots__ = ()
 
@@ -26,13 +32,61 @@ class Planned(namedtuple("Planned", "migration direction")):
     def file(self) -> SqlFile:
         return self.migration.file(self.direction)
 
+    @property
+    def version(self) -> int:
+        return self.migration.version
+
+    @property
+    def label(self) -> str:
+        return self.migration.label
+
+    def tracking(self, table: Table, transactional: bool) -> list[Step]:
+        """The tracking statements that go with the file: one (``transactional``: in the file's
+        transaction) or a dirty mark before it and a clean mark after it."""
+        m = self.migration
+        if self.direction == "up":
+            if transactional:
+                return [(table.record_sql, (m.version, m.name, m.up.checksum))]
+            return [(table.mark_dirty_sql, (m.version, m.name, m.up.checksum)), (table.mark_clean_sql, (m.version,))]
+        stale = [(table.repeatables_stale_sql, ())] if self.stale_repeatables else []
+        if transactional:
+            return [(table.delete_sql, (m.version,)), *stale]
+        return [(table.mark_dirty_for_down_sql, (m.version,)), (table.delete_sql, (m.version,)), *stale]
+
+
+class PlannedRepeatable(namedtuple("PlannedRepeatable", "repeatable")):
+    """A repeatable migration to (re-)apply."""
+
+    __slots__ = ()
+    direction = "up"
+    version = None
+
+    @property
+    def file(self) -> SqlFile:
+        return self.repeatable.file
+
+    @property
+    def label(self) -> str:
+        return self.repeatable.label
+
+    def tracking(self, table: Table, transactional: bool) -> list[Step]:
+        """Its row, in its transaction; or, outside one, 'to be applied again' before and the
+        checksum after (a part-way failure leaves it pending)."""
+        r = self.repeatable
+        if transactional:
+            return [(table.repeatable_record_sql, (r.name, r.file.checksum))]
+        return [(table.repeatable_unmark_sql, (r.name,)), (table.repeatable_finish_sql, (r.file.checksum, r.name))]
+
 
 class Plan:
-    """The files a command runs, in order, and how: one transaction each, or (``single``) one for all."""
+    """The files a command runs, in order, and how: one transaction each, or (``single``) one for all;
+    ``forget``: the recorded repeatable migrations whose files are gone, whose rows go after the files."""
 
-    def __init__(self, steps: list[Planned], *, single: bool = False) -> None:
+    def __init__(self, steps: list[Planned | PlannedRepeatable], *, single: bool = False,
+                 forget: list[str] | None = None) -> None:
         self.steps = steps
         self.single = single
+        self.forget = forget or []
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -45,9 +99,14 @@ class Plan:
         return [s.file for s in self.steps]
 
 
-def plan_up(folder: Folder, rows: dict[int, Row], *, to: int | None = None, steps: int | None = None,
-            allow_out_of_order: bool = False, ignore_changed: bool = False, single: bool = False,
-            variables: dict[str, str] | None = None) -> Plan:
+def plan_up(folder: Folder, rows: dict[int, Row], *, repeated: dict[str, RepeatableRow] | None = None,
+            to: int | None = None, steps: int | None = None, allow_out_of_order: bool = False,
+            ignore_changed: bool = False, single: bool = False, variables: dict[str, str] | None = None,
+            repeatables: bool = True, elsewhere: dict[int, Row] | None = None) -> Plan:
+    """The pending migrations (up to ``to``, at most ``steps``) and, when that leaves none pending
+    and ``repeatables``, the repeatable ones that changed (``repeated``: their rows). ``elsewhere``:
+    the rows of the default tracking table when another one is configured and does not exist yet."""
+    check_elsewhere(folder, rows, elsewhere or {})
     check_dirty(rows, "up")
     if not ignore_changed:
         check_changed(folder, rows)
@@ -56,13 +115,30 @@ def plan_up(folder: Folder, rows: dict[int, Row], *, to: int | None = None, step
         labels = ", ".join(folder.by_version()[v].label for v in late)
         raise StateError(f"pending migration {labels} is older than the newest applied version {max(rows)} "
                          "(a branch merge?)", remedy=Remedy("out-of-order"))
-    plan = Plan([Planned(m, "up") for m in select_pending(folder, rows, to=to, steps=steps)], single=single)
+    pending = select_pending(folder, rows, to=to, steps=steps)
+    planned: list[Planned | PlannedRepeatable] = [Planned(m, "up") for m in pending]
+    forget = []
+    if repeatables and len(pending) == sum(1 for m in folder.migrations if m.version not in rows):
+        planned += [PlannedRepeatable(r) for r in pending_repeatables(folder, repeated or {})]
+        forget = missing_repeatables(folder, repeated or {})
+    plan = Plan(planned, single=single, forget=forget)
     check_runnable(plan, variables or {})
     return plan
 
 
-def plan_down(folder: Folder, rows: dict[int, Row], *, count: int | None = None, to: int | None = None,
-              all_: bool = False, variables: dict[str, str] | None = None) -> Plan:
+def pending_repeatables(folder: Folder, repeated: dict[str, RepeatableRow]) -> list[Repeatable]:
+    """The repeatable migrations never applied, changed since, or marked to be applied again."""
+    return [r for r in folder.repeatables if r.name not in repeated or repeated[r.name].checksum != r.file.checksum]
+
+
+def missing_repeatables(folder: Folder, repeated: dict[str, RepeatableRow]) -> list[str]:
+    names = {r.name for r in folder.repeatables}
+    return [name for name in repeated if name not in names]
+
+
+def plan_down(folder: Folder, rows: dict[int, Row], *, repeated: dict[str, RepeatableRow] | None = None,
+              count: int | None = None, to: int | None = None, all_: bool = False,
+              variables: dict[str, str] | None = None) -> Plan:
     targets = select_rollback(rows, count=count, to=to, all_=all_)
     dirty = [v for v, r in rows.items() if r.dirty]
     if dirty and dirty != targets[:1]:
@@ -76,20 +152,34 @@ def plan_down(folder: Folder, rows: dict[int, Row], *, count: int | None = None,
         if m.down is None:
             raise StateError(f"{m.label} has no down file ({m.label}.down.sql); nothing was rolled back",
                              remedy=Remedy("write-down"))
-    plan = Plan([Planned(files[v], "down") for v in targets])
+    stale = any(r.checksum is not None for r in (repeated or {}).values())
+    plan = Plan([Planned(files[v], "down", stale) for v in targets])
     check_runnable(plan, variables or {})
     return plan
 
 
-def plan_redo(folder: Folder, rows: dict[int, Row], *, variables: dict[str, str] | None = None) -> Plan:
-    """The newest migration's down, then its up; both files checked before the down runs."""
+def plan_redo(folder: Folder, rows: dict[int, Row], *, repeated: dict[str, RepeatableRow] | None = None,
+              variables: dict[str, str] | None = None) -> Plan:
+    """The newest migration's down, then its up, then the repeatable migrations (the down marked
+    them to be applied again); every file checked before the down runs."""
     if not rows:
         raise StateError("nothing is applied, so there is nothing to redo")
-    down = plan_down(folder, rows, count=1, variables=variables)
+    down = plan_down(folder, rows, repeated=repeated, count=1, variables=variables)
     m = down.steps[0].migration
     up = Plan([Planned(m, "up")])
+    if all(x.version in rows for x in folder.migrations):  # nothing else pending: the repeatables follow
+        up.steps += [PlannedRepeatable(r) for r in pending_repeatables(folder, {})]
+        up.forget = missing_repeatables(folder, repeated or {})
     check_runnable(up, variables or {})
-    return Plan([*down.steps, *up.steps])
+    return Plan([*down.steps, *up.steps], forget=up.forget)
+
+
+def plan_repeat(folder: Folder, names: list[str] | None = None, *,
+                variables: dict[str, str] | None = None) -> Plan:
+    """The repeatable migrations named (every one when None), now, whatever else is pending."""
+    plan = Plan([PlannedRepeatable(r) for r in folder.repeatables if names is None or r.name in names])
+    check_runnable(plan, variables or {})
+    return plan
 
 
 def plan_force(folder: Folder, version: int, *, variables: dict[str, str] | None = None) -> Plan:
@@ -124,6 +214,19 @@ def check_runnable(plan: Plan, variables: dict[str, str]) -> None:
                 raise FileError(f"{display_path(step.file)} is marked '-- migrate:no-transaction', so it cannot "
                                 "run inside the one transaction of --single-transaction; apply it in a run of its "
                                 "own, without --single-transaction")
+
+
+def check_elsewhere(folder: Folder, rows: dict[int, Row], elsewhere: dict[int, Row]) -> None:
+    """Refuse to start this folder's history afresh while the default tracking table holds it (the
+    same versions under the same names): --table / MIGRATIONS_TABLE was set without moving it.
+    Another project's history there (other versions or names) is no reason to stop."""
+    files = folder.by_version()
+    same = [v for v, row in elsewhere.items() if v in files and row.description == files[v].name]
+    if same and not rows:
+        raise StateError(f"public.schema_migrations holds the history of this folder ({len(same)} of its migrations, "
+                         f"up to {files[max(same)].label}), but another tracking table is configured (--table / "
+                         "MIGRATIONS_TABLE) and has none: nothing was changed; move the history there first "
+                         "(MIGRATION_GUIDE.md, 'Where the history is kept'), or unset --table / MIGRATIONS_TABLE")
 
 
 def dirty_message(version: int, name: str | None) -> str:
@@ -206,3 +309,48 @@ def compute_status(folder: Folder, rows: dict[int, Row]) -> list[StatusRow]:
         name = m.name if m else (row.description or "?")
         out.append(StatusRow(version, name, state, row.applied_at, row.execution_ms, row.applied_by))
     return out
+
+
+def repeatable_status(folder: Folder, repeated: dict[str, RepeatableRow]) -> list[RepeatableStatus]:
+    """Every repeatable migration: applied (its checksum recorded), pending (never applied, changed
+    since, or marked to be applied again), missing (recorded, file gone: 'up' forgets it)."""
+    files = {r.name: r for r in folder.repeatables}
+    out = []
+    for name in sorted(set(files) | set(repeated)):
+        r, row = files.get(name), repeated.get(name)
+        if r is None:
+            state = "missing"
+        elif row is None or row.checksum != r.file.checksum:
+            state = "pending"
+        else:
+            state = "applied"
+        out.append(RepeatableStatus(name, state, *(row[2:] if row else ())))
+    return out
+
+
+def problems(folder: Folder, rows: dict[int, Row] | None, repeated: dict[str, RepeatableRow] | None) -> list[str]:
+    """Every problem with the folder (already scanned, not strict) and the recorded history (``rows``
+    None: no tracking table yet), one line each: what ``verify`` reports."""
+    found = list(folder.problems)
+    every = [f for m in folder.migrations for f in (m.up, m.down) if f is not None]
+    for f in every + [r.file for r in folder.repeatables]:
+        try:
+            f.check_runnable()
+        except FileError as exc:
+            found.append(str(exc.message))
+    if rows is None:
+        return found
+    files = folder.by_version()
+    for row in compute_status(folder, rows):
+        if row.state == "changed":
+            found.append(changed_message(files[row.version], rows[row.version]))
+        elif row.state == "missing":
+            found.append(f"version {row.version} ({row.name}) is recorded but its file is missing")
+        elif row.state == "dirty":
+            found.append(dirty_message(row.version, row.name))
+    for v in out_of_order(folder, rows):
+        found.append(f"{files[v].label} is pending but older than the newest applied version")
+    for name in missing_repeatables(folder, repeated or {}):
+        found.append(f"repeatable migration R__{name} is recorded but its file R__{name}.sql is missing; restore it, "
+                     "or let the next 'up' forget it (what it made stays in the database)")
+    return found

@@ -13,30 +13,38 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from . import tracking
-from .apply import tracking_for, tracking_steps
+from .apply import tracking_for
 from .config import Limits
 from .discovery import SqlFile, display_path
-from .planning import Plan
+from .planning import Plan, PlannedRepeatable
 from .psql import group_member, include, session_reset, set_variable, transaction_script, variable_cleanup
+from .tracking import Table, render
 
 RUN_IT = "scripts/migrate.py psql -X -v ON_ERROR_STOP=1 -f plan.sql"
 RELATIVE_INCLUDES = ("\\ir", "\\include_relative")
 
 
 def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target_description: str,
-                direction: str) -> str:
+                direction: str, table: Table) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     verb = "apply" if direction == "up" else "roll back"
+    repeatables = sum(1 for step in plan if isinstance(step, PlannedRepeatable))
+    count = f"{len(plan) - repeatables} migration(s)" + (f" and {repeatables} repeatable migration(s)"
+                                                          if repeatables else "")
     out = [
-        f"-- pgmigrate plan: {verb} {len(plan)} migration(s) on {target_description}",
+        f"-- pgmigrate plan: {verb} {count} on {target_description}, tracking table {table.qualified}",
         f"-- generated {stamp}; run it on that database with: {RUN_IT}",
         "-- (scripts/migrate.py psql is psql on the runner's configured database; plain psql needs its connection)",
         "\\set ON_ERROR_STOP 1",
         "SET standard_conforming_strings = on;",
     ]
     out += [set_variable(k, v) for k, v in variables.items()]
-    out += [tracking.CREATE_SQL + ";", ""]
+    if not table.default:
+        out.append(table.schema_sql() + ";")
+    out.append(table.create_sql() + ";")
+    if any(isinstance(step, PlannedRepeatable) for step in plan) or plan.forget:
+        out.append(table.create_repeatables_sql() + ";")
+    out.append("")
     guarded = any(f.needs_psql for f in plan.files)  # a group with a psql-run file runs in psql, guarded
     if plan.single and plan.steps:
         out.append("-- --single-transaction: every migration below commits together, or none does")
@@ -46,15 +54,15 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
             out.append("SELECT txid_current() AS pgmigrate_xid \\gset")
     for step in plan:
         file = step.file
-        steps = tracking_steps(step.migration, step.direction, True) if plan.single else \
-            tracking_for(step.migration, step.direction)
+        steps = step.tracking(table, True) if plan.single else tracking_for(step, table)
         mode = "" if file.transactional else " (no transaction)"
-        out.append(f"-- {step.direction} {step.migration.label}: {display_path(file)}{mode}")
+        what = "repeatable" if isinstance(step, PlannedRepeatable) else step.direction
+        out.append(f"-- {what} {step.label}: {display_path(file)}{mode}")
         if plan.single:
             prelude = limits.set_local_sql()
             body = group_member(_body(file), steps) if guarded else [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1"]
             out += [*body, *session_reset(), *([prelude + ";"] if prelude else [])]
-            out += [tracking.render(sql, params) + ";" for sql, params in steps]
+            out += [render(sql, params) + ";" for sql, params in steps]
             out += variable_cleanup(file, variables) if guarded else []
         else:
             head, tail = transaction_script(_body(file), steps, limits, transactional=file.transactional,
@@ -63,9 +71,15 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
             if tail:
                 out.append(tail.rstrip("\n"))
         out.append("")
+    if plan.forget:
+        out.append(f"-- forget {', '.join(f'R__{n}' for n in plan.forget)}: recorded, but the file is gone (what it "
+                   "made stays)")
+        forget = [render(table.repeatable_forget_sql, (name,)) + ";" for name in plan.forget]
+        out += ["BEGIN;", *forget, "COMMIT;"] if len(forget) > 1 and not plan.single else forget
+        out.append("")
     if plan.single and plan.steps:
         out += ["COMMIT;", ""]
-    if not plan.steps:
+    if not plan.steps and not plan.forget:
         out.append("-- nothing to " + verb)
     return "\n".join(out) + "\n"
 

@@ -157,7 +157,8 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     reset = session_reset()
     tail_lines = [*cleanup]
     if not transactional:
-        done = [*reset, *rendered[1:], *cleanup, *([ready] if ready else [])]
+        after = rendered[1:] if len(rendered) < 3 else ["BEGIN;", *rendered[1:], "COMMIT;"]  # together
+        done = [*reset, *after, *cleanup, *([ready] if ready else [])]
         lines = [*rendered[:1], *([_CLEAR_ERROR] if guard else []), body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
                  *(_unless_error_passed_over(done) if guard else done)]
         return "\n".join(lines) + "\n", ""

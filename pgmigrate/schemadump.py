@@ -212,8 +212,10 @@ def scratch_database(settings: Settings, on_note: Callable[[str], None]) -> Iter
 
 def migrate(settings: Settings, target: Target, on_note: Callable[[str], None]) -> None:
     from .engine import Runner
+    from .tracking import Table
 
-    with Runner(settings.replace(target=target), on_note=on_note) as runner:
+    # The scratch database is thrown away: its tracking table stays in public, out of the reference files.
+    with Runner(settings.replace(target=target, table=Table()), on_note=on_note) as runner:
         runner.up()
 
 

@@ -368,9 +368,9 @@ def test_detection_needs_exactly_one_tool(db_url, mdir, cli):
     r = cli("--dir", str(mdir), "adopt", url=db_url)
     assert r.returncode == 2
     assert ("several tools: flyway (public.flyway_schema_history), goose (public.goose_db_version); choose one with "
-            "--from TOOL or --table SCHEMA.NAME") in r.stderr
+            "--from TOOL or --from-table SCHEMA.NAME") in r.stderr
     assert tables(db_url) == {"goose_db_version", "flyway_schema_history"}
-    r = cli("--dir", str(mdir), "adopt", "--table", "public.goose_db_version", "--dry-run", url=db_url)
+    r = cli("--dir", str(mdir), "adopt", "--from-table", "public.goose_db_version", "--dry-run", url=db_url)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[:3] == ["found Flyway's tracking table public.flyway_schema_history",
                                          "found goose's tracking table public.goose_db_version",
@@ -423,10 +423,10 @@ def test_table_option_chooses_among_tables_of_one_tool(db_url, mdir, cli):
     r = cli("--dir", str(mdir), "adopt", "--from", "dbmate", url=db_url)
     assert r.returncode == 2
     assert ("found several dbmate tracking tables: current.schema_migrations, old.schema_migrations; choose one "
-            "with --table SCHEMA.NAME") in r.stderr
-    r = cli("--dir", str(mdir), "adopt", "--table", "nowhere.schema_migrations", url=db_url)
-    assert r.returncode == 2 and "--table nowhere.schema_migrations: no table is named so" in r.stderr
-    r = cli("--dir", str(mdir), "adopt", "--table", "current.schema_migrations", url=db_url)
+            "with --from-table SCHEMA.NAME") in r.stderr
+    r = cli("--dir", str(mdir), "adopt", "--from-table", "nowhere.schema_migrations", url=db_url)
+    assert r.returncode == 2 and "--from-table nowhere.schema_migrations: no table is named so" in r.stderr
+    r = cli("--dir", str(mdir), "adopt", "--from-table", "current.schema_migrations", url=db_url)
     assert r.returncode == 0, r.stderr
     assert set(tracked(db_url)) == set(STAMPS[:2])
     assert tables(db_url, "old") == {"schema_migrations"}  # the other one is left alone
@@ -466,7 +466,8 @@ def test_flyway_failed_undone_and_baseline_rows(db_url, mdir, cli):
     r = cli("--dir", str(mdir), "adopt", url=db_url)
     assert r.returncode == 0, r.stderr
     assert "record 040000_add_bio: dirty" in r.stdout and "success = false" in r.stdout
-    assert "note: repeatable migrations Flyway ran (views) are not carried over" in r.stdout
+    assert "note: Flyway ran the repeatable migration R__views, which has no file in the folder: not recorded" \
+        in r.stdout
     assert states(status_json(cli, mdir, db_url)) == [(10000, "applied"), (20000, "applied"), (30000, "pending"),
                                                       (40000, "dirty")]
     assert tracked(db_url)[10000] == ("create_users", sums[10000], False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from helpers import query, tables, tracked
 from test_echo_schema import catalog_snapshot, psql_file
 
 from pgmigrate import formats
+from pgmigrate.tracking import Table
 
 T1, T2, T3 = "2024-01-01 12:00:00+00", "2024-01-02 12:00:00+00", "2024-01-03 12:00:00+00"
 
@@ -132,12 +134,11 @@ def test_imported_folder_builds_what_psql_builds(tool, src, tmp_path, db_url, ot
 
     assert cli("init", url=other_url).returncode == 0  # the same tracking table, so the snapshots compare
     apply_with_psql(other_url, files)
-    if tool == "flyway":  # Flyway runs repeatables after the versioned ones: here by hand, as the runner says
-        assert "R__active_users.sql: repeatable migration, skipped" in r.stderr
-        for url in (db_url, other_url):
-            run = cli("--dir", str(dest), "psql", "-q", "-v", "ON_ERROR_STOP=1", "-f",
-                      str(dest / "R__active_users.sql"), url=url)
-            assert run.returncode == 0, run.stderr
+    if tool == "flyway":  # Flyway runs repeatables after the versioned ones, and so does 'up'
+        assert [line.split()[:2] for line in r.stdout.splitlines()[-2:-1]] == [["applied", "R__active_users"]]
+        assert query(db_url, "SELECT name FROM public.schema_migrations_repeatables") == [("active_users",)]
+        query(other_url, Table().create_repeatables_sql())  # the same tables, so the snapshots compare
+        assert psql_file(other_url, src / "views" / "R__active_users.sql").returncode == 0
     assert catalog_snapshot(db_url) == catalog_snapshot(other_url)
 
 
@@ -208,13 +209,23 @@ def flyway_history(url: str, files: list[tuple[str, Path]]) -> None:
             "script" VARCHAR(1000) NOT NULL, "checksum" INTEGER, "installed_by" VARCHAR(100) NOT NULL,
             "installed_on" TIMESTAMP NOT NULL DEFAULT now(), "execution_time" INTEGER NOT NULL,
             "success" BOOLEAN NOT NULL)""")
-        rows = [(name[1:].split("__")[0].replace("_", "."), name.split("__")[1][:-4].replace("_", " "), "SQL", name)
-                for name, _ in files]
-        rows.append((None, "active users", "SQL", "R__active_users.sql"))
-        for rank, (version, description, kind, script) in enumerate(rows, start=1):
+        rows = [(name[1:].split("__")[0].replace("_", "."), name.split("__")[1][:-4].replace("_", " "), "SQL", name,
+                 flyway_crc(path.read_text())) for name, path in files]
+        view = files[0][1].parent / "views" / "R__active_users.sql"
+        rows.append((None, "active users", "SQL", "R__active_users.sql", flyway_crc(view.read_text())))
+        for rank, (version, description, kind, script, crc) in enumerate(rows, start=1):
             conn.execute('INSERT INTO "public"."flyway_schema_history" VALUES (%s, %s, %s, %s, %s, %s, %s, '
-                         "'2024-01-01 12:00:00', %s, %s)", (rank, version, description, kind, script, 1000 + rank,
+                         "'2024-01-01 12:00:00', %s, %s)", (rank, version, description, kind, script, crc,
                                                            "deployer", 10 + rank, True))
+
+
+def flyway_crc(text: str) -> int:
+    """Flyway's checksum: java.util.zip.CRC32 over each line's UTF-8 bytes (BufferedReader.readLine()
+    drops the line endings), stored as a Java int."""
+    crc = 0
+    for line in text.splitlines():
+        crc = zlib.crc32(line.encode("utf-8"), crc)
+    return crc - (1 << 32) if crc & (1 << 31) else crc
 
 
 HISTORIES = {"prisma": prisma_history, "supabase": supabase_history, "flyway": flyway_history}

@@ -39,8 +39,10 @@ def run_check(settings: Settings, *, against: Target | None = None, shadow: Targ
         for file in (m.up, m.down):
             if file is not None:
                 file.check_runnable(no_transaction=False)  # reported as a finding instead
+    for r in folder.repeatables:
+        r.file.check_runnable()
     report = Report()
-    live = read_live(against) if against is not None else None
+    live = read_live(against, settings.table) if against is not None else None
     if live is not None:
         report.against = against.describe()
     server = ShadowServer(shadow or settings.target,

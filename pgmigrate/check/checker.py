@@ -24,7 +24,7 @@ from .. import discovery
 from ..config import Settings, Target
 from ..discovery import Folder, Migration, SqlFile
 from ..errors import MigrationFailed
-from . import drift, rules, snapshot
+from . import drift, repeatables, rules, snapshot
 from .live import Live
 from .observe import Hazard
 from .report import Report
@@ -68,6 +68,11 @@ class Checker:
                     self.on_note(f"checked {m.label} in {(time.perf_counter() - start) * 1000:.0f} ms")
                 if schema is None:
                     break
+                if m.version == self.drift_version:
+                    schema = self._live_repeatables(folder, schema)
+                    self._drift(m.version, schema)
+            else:
+                self._repeatables(folder)
             if self.drift_version is not None:
                 self.on_note(f"warning: no drift check: the migrations stopped before version {self.drift_version}")
         finally:
@@ -81,7 +86,6 @@ class Checker:
             return None
         self.report.checked += 1
         first = self._snapshot()
-        self._drift(m.version, first)
         if self.session.refused:  # the runner cannot run this up file: nothing to run down and up again
             return first
         if m.down is None:
@@ -197,7 +201,7 @@ class Checker:
 
     def _open(self) -> None:
         target = self.shadow.target
-        self.session = Session(connect(target))
+        self.session = Session(connect(target), self.settings.table)
         self.session.create_tracking_table()
         self.reader = connect(target)
 
@@ -211,24 +215,40 @@ class Checker:
         self.session = self.reader = None
 
     def _snapshot(self) -> snapshot.Snapshot:
-        return snapshot.read(self.reader)
+        return snapshot.read(self.reader, self.settings.table)
 
     def _through_runner(self, m: Migration, direction: str) -> MigrationFailed | None:
-        """Run ``m``'s file for ``direction`` as the runner does; its failure, or None."""
+        """Run ``m``'s file for ``direction`` as the runner does (without the repeatable migrations);
+        its failure, or None."""
+        try:
+            if direction == "up":
+                self._runner().up(to=m.version, repeatables=False)
+            else:
+                self._runner().down(1)
+        except MigrationFailed as exc:
+            return exc
+        return None
+
+    def _runner(self):
         if self.runner is None:
             from ..engine import Runner
 
             settings = Settings(Target(self.shadow.target.conninfo, "shadow database"), self.settings.migrations_dir,
-                                self.settings.seeds_dir, variables=self.settings.variables)
+                                self.settings.seeds_dir, variables=self.settings.variables, table=self.settings.table)
             self.runner = Runner(settings, on_note=_ignore)
-        try:
-            if direction == "up":
-                self.runner.up(to=m.version)
-            else:
-                self.runner.down(1)
-        except MigrationFailed as exc:
-            return exc
-        return None
+        return self.runner
+
+    # --- repeatable migrations (see repeatables.py) ---
+
+    def _live_repeatables(self, folder: Folder, schema: snapshot.Snapshot) -> snapshot.Snapshot:
+        names = repeatables.ran_live(folder, self.live, self.on_note)
+        if names and repeatables.run(self._runner(), folder, names, self.report):
+            return self._snapshot()
+        return schema
+
+    def _repeatables(self, folder: Folder) -> None:
+        if folder.repeatables:
+            repeatables.run(self._runner(), folder, None, self.report)
 
     def _rebuild(self, m: Migration) -> snapshot.Snapshot | None:
         """A new shadow database migrated up to ``m`` through the runner: the schema the up files build."""

@@ -34,9 +34,11 @@ class Live:
     """What was read from the live database."""
 
     def __init__(self, target: Target, rows: dict[int, tracking.Row], schema: snapshot.Snapshot,
-                 sizes: dict[str, Size], server_version: int) -> None:
+                 sizes: dict[str, Size], server_version: int,
+                 repeated: dict[str, tracking.RepeatableRow] | None = None) -> None:
         self.target = target
         self.rows = rows
+        self.repeated = repeated or {}  # the repeatable migrations it ran
         self.schema = schema
         self.sizes = sizes
         self.server_version = server_version
@@ -53,13 +55,12 @@ class Live:
         return self.target.params().get("dbname") or "live"
 
 
-def read_live(target: Target) -> Live:
-    """Read everything ``check`` needs from the live database, read-only (see the module docstring)."""
+def read_live(target: Target, table: tracking.Table) -> Live:
+    """Read everything ``check`` needs from the live database, read-only (see the module docstring);
+    ``table``: our tracking table there."""
     with connect(target, read_only=True) as conn, conn.transaction(force_rollback=True):
-        shape = tracking.read_shape(conn.cursor())
-        tracking.refuse_foreign(shape)
-        rows = tracking.read_rows(conn.cursor()) if shape.ours else {}
-        schema = snapshot.read(conn)
+        rows, repeated = tracking.read_recorded(conn.cursor(), table) or ({}, None)
+        schema = snapshot.read(conn, table)
         sizes = {name: Size(count, size) for name, count, size in conn.execute(SIZES_SQL).fetchall()}
         version = conn.info.server_version
-    return Live(target, rows, schema, sizes, version)
+    return Live(target, rows, schema, sizes, version, repeated)

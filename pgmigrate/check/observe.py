@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import re
 
+from ..tracking import Table
 from . import rules
-from .snapshot import user_schema
+from .snapshot import tracking_oids, user_schema
 
 PRE_SQL = f"""
 SELECT c.oid::int8, n.nspname || '.' || c.relname, c.relname, c.relkind
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm') AND {user_schema("n.nspname")}
-  AND c.oid <> coalesce(pg_catalog.to_regclass('public.schema_migrations')::oid, 0)"""
+  AND c.oid NOT IN (__TRACKING__)"""
 
 # For the existing tables locked so far in this transaction (or for all of them: all = true).
 STATE_SQL = """
@@ -92,8 +93,9 @@ class Observer:
     """The hazards of one migration, observed on ``conn``: ``begin()``, then ``statement(...)`` after
     each statement and ``end_transaction()`` after each commit, then ``finish()``."""
 
-    def __init__(self, conn: object) -> None:
+    def __init__(self, conn: object, table: Table) -> None:
         self.conn = conn
+        self.pre_sql = PRE_SQL.replace("__TRACKING__", tracking_oids(table))
         self.pre: dict[int, tuple[str, str, str]] = {}  # oid -> (schema.table, table, relkind)
         self.state: dict[int, TableState] = {}
         self.hazards: list[Hazard] = []
@@ -101,7 +103,7 @@ class Observer:
 
     def begin(self) -> None:
         """Note the tables that exist now: the migration's hazards are about them."""
-        self.pre = {oid: (name, table, kind) for oid, name, table, kind in self.conn.execute(PRE_SQL).fetchall()}
+        self.pre = {oid: (name, table, kind) for oid, name, table, kind in self.conn.execute(self.pre_sql).fetchall()}
         self.state = self._read(every=True)
         self.hazards, self.held = [], []
 

@@ -41,13 +41,14 @@ class _Refused(Exception):
 class Session:
     """The shadow connection that in-process files run on."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, table: tracking.Table) -> None:
         self.conn = conn
+        self.table = table
         self.proofs: set[str] = set()
         self.refused: list[sqltext.Statement] = []  # of the last file run
         conn.add_notice_handler(self._notice)
         conn.execute("SET client_min_messages = debug1")  # to hear 'existing constraints ... prove ...'
-        self.observer = Observer(conn)
+        self.observer = Observer(conn, table)
 
     def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
         m = PROOF.match(diag.message_primary or "")
@@ -55,12 +56,13 @@ class Session:
             self.proofs.add(m.group(1))
 
     def create_tracking_table(self) -> None:
-        self.conn.execute(tracking.CREATE_SQL)
+        self.conn.execute(self.table.schema_sql())
+        self.conn.execute(self.table.create_sql())
 
     def up(self, m: Migration) -> list[Hazard]:
         """Run ``m``'s up file observed and record it as the runner does; raises StatementFailed."""
         file = m.up
-        record = tracking.render(tracking.RECORD_SQL, (m.version, m.name, file.checksum))
+        record = tracking.render(self.table.record_sql, (m.version, m.name, file.checksum))
         self.refused = []
         self.observer.begin()
         if file.transactional:

@@ -4,8 +4,8 @@ One catalog query returns, for every schema except the system ones, the objects 
 defines each (what ``pg_get_*def`` says, types, defaults, comments): schemas, extensions, tables
 and other relations, columns, constraints, indexes, triggers, policies, rules, functions and
 types. Names and definitions, never oids, so snapshots of two databases compare. Not compared:
-owners, privileges, and objects that belong to extensions. The tracking table is left out: it is
-the runner's, not the migrations'.
+owners, privileges, and objects that belong to extensions. The tracking tables are left out: they
+are the runner's, not the migrations'.
 
 The definitions name every object with its schema: the query runs with ``search_path`` set to
 ``pg_catalog`` only (``SET LOCAL``, so the session's own setting is left alone).
@@ -14,6 +14,8 @@ The definitions name every object with its schema: the query runs with ``search_
 from __future__ import annotations
 
 from collections import namedtuple
+
+from ..tracking import Table, literal
 
 
 def user_schema(column: str) -> str:
@@ -45,7 +47,7 @@ def _comment(alias: str) -> str:
 # Each row: group, name, kind (as shown), parent group, parent name, definition.
 SNAPSHOT_SQL = f"""
 WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
-tracking AS (SELECT coalesce(to_regclass('public.schema_migrations')::oid, 0) AS oid)
+tracking AS (__TRACKING__)
 SELECT 'schema', n.nspname, 'schema', NULL, NULL, coalesce({_comment("d")}, '')
 FROM pg_namespace n {_described("d", "pg_namespace", "n.oid")} WHERE {_S}
 UNION ALL
@@ -70,7 +72,7 @@ SELECT 'relation', n.nspname || '.' || c.relname, {_RELKIND}, 'schema', n.nspnam
                        FROM pg_sequence s WHERE s.seqrelid = c.oid) END,
                  {_comment("d")})
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace {_described("d", "pg_class", "c.oid")}
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND {_S} AND c.oid <> (SELECT oid FROM tracking)
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND {_S} AND c.oid NOT IN (SELECT oid FROM tracking)
   AND {_not_ext("pg_class", "c.oid")}
 UNION ALL
 SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname, 'column', 'relation', n.nspname || '.' || c.relname,
@@ -88,7 +90,7 @@ JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef f ON f.adrelid = a.attrelid AND f.adnum = a.attnum
 {_described("d", "pg_class", "c.oid", "a.attnum")}
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f', 'c') AND {_S}
-  AND c.oid <> (SELECT oid FROM tracking) AND {_not_ext("pg_class", "c.oid")}
+  AND c.oid NOT IN (SELECT oid FROM tracking) AND {_not_ext("pg_class", "c.oid")}
 UNION ALL
 SELECT 'constraint', coalesce(n.nspname || '.' || c.relname, tn.nspname || '.' || t.typname) || '.' || k.conname,
        'constraint', CASE WHEN k.conrelid <> 0 THEN 'relation' ELSE 'type' END,
@@ -99,14 +101,14 @@ LEFT JOIN pg_class c ON c.oid = k.conrelid LEFT JOIN pg_namespace n ON n.oid = c
 LEFT JOIN pg_type t ON t.oid = k.contypid LEFT JOIN pg_namespace tn ON tn.oid = t.typnamespace
 {_described("d", "pg_constraint", "k.oid")}
 WHERE (k.conrelid <> 0 OR k.contypid <> 0) AND {user_schema("coalesce(n.nspname, tn.nspname)")}
-  AND k.conrelid <> (SELECT oid FROM tracking) AND {_not_ext("pg_class", "k.conrelid")}
+  AND k.conrelid NOT IN (SELECT oid FROM tracking) AND {_not_ext("pg_class", "k.conrelid")}
   AND {_not_ext("pg_type", "k.contypid")}
 UNION ALL
 SELECT 'index', n.nspname || '.' || ic.relname, 'index', 'relation', n.nspname || '.' || c.relname,
        concat_ws(' ', pg_get_indexdef(i.indexrelid), CASE WHEN NOT i.indisvalid THEN '(invalid)' END, {_comment("d")})
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace {_described("d", "pg_class", "ic.oid")}
-WHERE {_S} AND c.oid <> (SELECT oid FROM tracking) AND {_not_ext("pg_class", "c.oid")}
+WHERE {_S} AND c.oid NOT IN (SELECT oid FROM tracking) AND {_not_ext("pg_class", "c.oid")}
   AND i.indexrelid NOT IN (SELECT conindid FROM pg_constraint WHERE contype IN ('p', 'u', 'x'))
 UNION ALL
 SELECT 'trigger', n.nspname || '.' || c.relname || '.' || g.tgname, 'trigger',
@@ -173,10 +175,17 @@ class Snapshot:
         return len(self.entries)
 
 
-def read(conn: object) -> Snapshot:
-    """The schema seen by the psycopg connection ``conn``: in its current transaction, or on an
-    autocommit connection in one of its own."""
-    rows = _fetch(conn)
+def tracking_oids(table: Table) -> str:
+    """SQL: the oids of our tracking tables that exist (``table`` and its repeatables' table)."""
+    names = ", ".join(f"({literal(name)})" for name in (table.sql, table.repeatables_sql))
+    return (f"SELECT r::pg_catalog.oid AS oid FROM (VALUES {names}) AS t(name), pg_catalog.to_regclass(t.name) AS r "
+            "WHERE r IS NOT NULL")
+
+
+def read(conn: object, table: Table) -> Snapshot:
+    """The schema seen by the psycopg connection ``conn``, our tracking tables (``table``) left out:
+    in its current transaction, or on an autocommit connection in one of its own."""
+    rows = _fetch(conn, SNAPSHOT_SQL.replace("__TRACKING__", tracking_oids(table)))
     entries = {}
     for group, name, kind, parent_group, parent_name, definition in rows:
         parent = (parent_group, parent_name) if parent_group else None
@@ -184,10 +193,10 @@ def read(conn: object) -> Snapshot:
     return Snapshot(entries)
 
 
-def _fetch(conn: object) -> list[tuple]:
+def _fetch(conn: object, sql: str) -> list[tuple]:
     if conn.autocommit:
         with conn.transaction():
             conn.execute("SET LOCAL search_path = pg_catalog")
-            return conn.execute(SNAPSHOT_SQL).fetchall()
+            return conn.execute(sql).fetchall()
     conn.execute("SET LOCAL search_path = pg_catalog")
-    return conn.execute(SNAPSHOT_SQL).fetchall()
+    return conn.execute(sql).fetchall()

@@ -108,6 +108,8 @@ class Job:
         if self.args.check and (not status.clean or status.out_of_order):
             outcome.state = "failed"
             problems = [f"{status.count(s)} {s}" for s in ("pending", "changed", "missing", "dirty") if status.count(s)]
+            problems += [f"{status.count_repeatables(s)} repeatable {s}" for s in ("pending", "missing")
+                         if status.count_repeatables(s)]
             if status.out_of_order:
                 problems.append(f"{len(status.out_of_order)} out of order")
             if status.problems:

@@ -52,6 +52,11 @@ class Format:
         """For a file the runner refuses: a hint when it looks like this tool's, or None."""
         return None
 
+    def repeatable_checksum(self, text: str) -> object:
+        """The checksum this tool records for a repeatable migration of this text (compared with
+        ``RepeatableEntry.checksum``); None for tools without repeatable migrations."""
+        return None
+
     def retired_name(self, table: str) -> str:
         """Where ``adopt`` moves the old table: a name that cannot be ours, kept for reference."""
         if table == "schema_migrations":
@@ -104,22 +109,40 @@ class Entry:
         self.note = note
 
 
+class RepeatableEntry:
+    """A repeatable migration the other tool ran: ``name`` as this runner names it (``R__name.sql``)
+    and the tool's checksum of what it ran last."""
+
+    __slots__ = ("applied_at", "applied_by", "checksum", "execution_ms", "name")
+
+    def __init__(self, name: str, checksum: object, *, applied_at: Any = None, execution_ms: int | None = None,
+                 applied_by: str | None = None) -> None:
+        self.name = name
+        self.checksum = checksum
+        self.applied_at = applied_at
+        self.execution_ms = execution_ms
+        self.applied_by = applied_by
+
+
 class History:
     """What the other tool's table says: its entries, ``upto`` (every folder version up to it counts
-    as applied), a one-line summary and notes on what is not carried over."""
+    as applied), the repeatable migrations it ran, a one-line summary and notes on what is not
+    carried over."""
 
-    __slots__ = ("entries", "notes", "summary", "upto")
+    __slots__ = ("entries", "notes", "repeatables", "summary", "upto")
 
     def __init__(self, entries: list[Entry] | None = None, *, upto: int | None = None, summary: str = "",
-                 notes: list[str] | None = None) -> None:
+                 notes: list[str] | None = None, repeatables: list[RepeatableEntry] | None = None) -> None:
         self.entries = sorted(entries or [], key=lambda e: e.version)
         self.upto = upto
         self.summary = summary
         self.notes = notes or []
+        self.repeatables = repeatables or []
 
 
 class Converted:
-    """One migration in this runner's format, or (``repeatable``) a Flyway ``R__`` file kept as it is."""
+    """One migration in this runner's format, or (``repeatable``) a repeatable migration (Flyway's
+    ``R__`` files), written as ``R__name.sql``."""
 
     __slots__ = ("down", "name", "repeatable", "source", "up", "version")
 

@@ -13,8 +13,11 @@ order Flyway has and keep the number readable (``MMmmpp``). What the rule cannot
 naming the version: more than three parts, a MINOR or PATCH above 99, a result beyond bigint, and
 version 0.
 
-Repeatable ``R__name.sql`` files are copied as ``R__name.sql`` (this runner skips them for now, so
-they are not lost); callbacks, baseline (``B``) and Java migrations are refused. A file that holds a
+Repeatable ``R__desc.sql`` files become this runner's repeatable migrations, ``R__desc.sql`` (the
+description cleaned like the versioned ones'), applied after the versioned migrations whenever they
+change, as Flyway does; ``adopt`` records one as applied when the folder's file is the one Flyway ran
+last (Flyway's checksum, a CRC-32 of the file's lines, says so). Callbacks, baseline (``B``) and
+Java migrations are refused. A file that holds a
 statement PostgreSQL cannot run in a transaction, or whose ``.sql.conf`` says
 ``executeInTransaction=false``, gets ``-- migrate:no-transaction``, as Flyway would have run it.
 """
@@ -22,6 +25,7 @@ statement PostgreSQL cannot run in a transaction, or whose ``.sql.conf`` says
 from __future__ import annotations
 
 import re
+import zlib
 
 from .. import discovery
 from ..errors import FileError, StateError
@@ -69,6 +73,13 @@ def _conf_transactional(path) -> bool:
     return True
 
 
+def checksum(text: str) -> int:
+    """Flyway's checksum of a file's text: the CRC-32 of its lines' UTF-8 bytes, line endings and a
+    BOM left out, as a signed 32-bit number (what ``flyway_schema_history.checksum`` holds)."""
+    value = zlib.crc32(re.sub(r"[\r\n]", "", text.removeprefix("\ufeff")).encode("utf-8"))
+    return value - 2**32 if value >= 2**31 else value
+
+
 class Flyway(Format):
     name = "flyway"
     title = "Flyway"
@@ -79,21 +90,28 @@ class Flyway(Format):
     def identify(self, table, columns, beside):
         return {"installed_rank", "version", "description", "type", "script", "success"} <= set(columns)
 
+    def repeatable_checksum(self, text):
+        return checksum(text)
+
     def read(self, cur, table, folder):
+        from ._base import RepeatableEntry
+        from ._convert import clean_name
         from ._history import time_expr
 
         cur.execute(
             'SELECT "version", "description", "type", "installed_by", '
             f'{time_expr("installed_on", table.columns.get("installed_on", "timestamp"))}, "execution_time", '
-            f'"success" FROM {table.sql} ORDER BY "installed_rank"'
+            f'"success", "checksum" FROM {table.sql} ORDER BY "installed_rank"'
         )
         state: dict[int, Entry] = {}
         upto = None
-        odd, repeatable = [], set()
-        for version, description, kind, by, on, ms, success in cur.fetchall():
+        odd, repeatable = [], {}
+        for version, description, kind, by, on, ms, success, crc in cur.fetchall():
             kind = (kind or "").upper()
-            if version is None:
-                repeatable.add(description)
+            if version is None:  # a repeatable migration: its last successful run counts
+                if success and not kind.startswith("UNDO") and kind != "DELETE":
+                    name = clean_name(description or "")
+                    repeatable[name] = RepeatableEntry(name, crc, applied_at=on, execution_ms=ms, applied_by=by)
                 continue
             if kind == "SCHEMA":
                 continue  # the marker of schemas Flyway created
@@ -114,14 +132,13 @@ class Flyway(Format):
         if odd:
             raise StateError(f"{table.display}: {odd[0]}" + (f" (and {len(odd) - 1} more)" if len(odd) > 1 else "")
                              + "; renumber those migrations in Flyway first; nothing was changed")
-        summary = f"{len(state)} version(s) applied" + (f", baseline {upto}" if upto else "")
-        notes = [f"repeatable migrations Flyway ran ({', '.join(sorted(repeatable))}) are not carried over: this "
-                 "runner does not apply R__ files yet"] if repeatable else []
-        return History(list(state.values()), upto=upto, summary=summary, notes=notes)
+        summary = f"{len(state)} version(s) applied" + (f", baseline {upto}" if upto else "") + \
+            (f", {len(repeatable)} repeatable migration(s)" if repeatable else "")
+        return History(list(state.values()), upto=upto, summary=summary, repeatables=list(repeatable.values()))
 
     def convert(self, src, note):
         from ._base import Converted
-        from ._convert import adapt_transactions, body, clean_name, down_file, read_text, up_file
+        from ._convert import adapt_transactions, clean_name, down_file, read_text, up_file
 
         ups: dict[int, tuple[object, str]] = {}
         downs: dict[int, object] = {}
@@ -172,11 +189,9 @@ class Flyway(Format):
             out.append(Converted(version, clean_name(name), up_file(up_text, transaction=up_tx and
                                                                     _conf_transactional(path)), down, path.name))
         for name, path in sorted(repeatables.items()):
-            out.append(Converted(0, name, body(read_text(path)), None, path.name, repeatable=True))
-        if repeatables:
-            note(f"{len(repeatables)} repeatable migration(s) (R__*.sql) copied as they are; this runner does not "
-                 "apply them yet (it skips them with a note): after 'up', run one that changed with "
-                 "'scripts/migrate.py psql -f FILE'")
+            text, transactional = adapt_transactions(read_text(path))
+            out.append(Converted(0, name, up_file(text, transaction=transactional and _conf_transactional(path)), None,
+                                 path.name, repeatable=True))
         return out
 
     def recognise(self, folder, names):
