@@ -134,7 +134,8 @@ class Applier:
         start = time.perf_counter()
         if any(f.needs_psql for f, _ in group):
             psql = self._psql_session()
-            retry_on_lock_timeout(lambda: psql.run_group(group, self.limits), self.limits, self.on_note, group[0][0])
+            marked = [(f, steps, self.table.escape_mark(steps[0]) if steps else None) for f, steps in group]
+            retry_on_lock_timeout(lambda: psql.run_group(marked, self.limits), self.limits, self.on_note, group[0][0])
         else:
             run_group(self.conn, group, self.limits, self.on_note, self._watch())
         ms = (time.perf_counter() - start) * 1000 / len(group)

@@ -21,7 +21,7 @@ from .errors import FileError, Remedy
 MAX_VERSION = 2**63 - 1
 LARGE_FILE = 16 * 1024 * 1024  # bytes
 MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_-]+)\.(up|down)\.sql$", re.ASCII)  # \d: 0-9 only
-LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL | re.ASCII)
+LOOKS_LIKE_MIGRATION = re.compile(r"^\d+_.*\.(up|down)\.sql$", re.DOTALL)  # any script's digits, to name them
 REPEATABLE_NAME = re.compile(r"^R__([A-Za-z0-9_-]+)\.sql$", re.ASCII)
 REPEATABLE_PREFIX = "R__"
 DIRECTIVE = re.compile(r"^--\s*migrate:(\S*)\s*(.*)$")

@@ -60,7 +60,8 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
         out.append(f"-- {what} {step.label}: {display_path(file)}{mode}")
         if plan.single:
             prelude = limits.set_local_sql()
-            body = group_member(_body(file), steps) if guarded else [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1"]
+            escape = table.escape_mark(steps[0]) if steps else None
+            body = group_member(_body(file), escape) if guarded else [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1"]
             out += [*body, *session_reset(), *([prelude + ";"] if prelude else [])]
             out += [render(sql, params) + ";" for sql, params in steps]
             out += variable_cleanup(file, variables) if guarded else []

@@ -44,7 +44,7 @@ from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
 from .sqltext import line_of
 from .target import Target
-from .tracking import Step, dirty_mark, render
+from .tracking import Step, render
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,11 +118,11 @@ def _unless_error_passed_over(then: Sequence[str]) -> list[str]:
             "\\if :pgmigrate_ok", *then, "\\else", _PASSED_OVER, "\\endif"]
 
 
-def group_member(body: str, steps: Sequence[Step]) -> list[str]:
+def group_member(body: str, escape: Step | None) -> list[str]:
     """One file of a single-transaction group (``body``: its ``\\i`` or its content), then the proof
-    that it left the transaction open (else ROLLBACK, its version marked dirty, PM001) and let no
-    error pass (else PM002). The group's ``BEGIN`` is followed by ``pgmigrate_xid``'s ``\\gset``."""
-    dirty = [render(*dirty_mark(step)) + ";" for step in steps[-1:]]
+    that it left the transaction open (else ROLLBACK, ``escape`` marking its version dirty, PM001) and
+    let no error pass (else PM002). The group's ``BEGIN`` is followed by ``pgmigrate_xid``'s ``\\gset``."""
+    dirty = [render(*escape) + ";"] if escape else []
     return [_CLEAR_ERROR, body.rstrip("\n"), "\\set ON_ERROR_STOP 1", "\\unset pgmigrate_same",
             "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
             "\\if :pgmigrate_same", *_unless_error_passed_over([]), "\\else", "ROLLBACK;", *dirty, _ESCAPED_RAISE,
@@ -358,7 +358,7 @@ class PsqlSession:
             self._send(tail)
             self._sync("done", file)
 
-    def run_group(self, group: Sequence[tuple[SqlFile, Sequence[Step]]], limits: Limits) -> None:
+    def run_group(self, group: Sequence[tuple[SqlFile, Sequence[Step], Step | None]], limits: Limits) -> None:
         """Several files, each with its tracking steps, in ONE transaction (``--single-transaction``),
         the session reset after each, the transaction proved after each file to be the one opened:
         a file that ended it is stopped there, its version marked dirty (what it committed stays)."""
@@ -366,8 +366,8 @@ class PsqlSession:
             self.start()
         prelude = [limits.set_local_sql() + ";"] if limits.set_local_sql() else []
         script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
-        for number, (file, steps) in enumerate(group):
-            script += [f"\\echo {self.token} file {number}", *group_member(include(file), steps),
+        for number, (file, steps, escape) in enumerate(group):
+            script += [f"\\echo {self.token} file {number}", *group_member(include(file), escape),
                        *session_reset(), *prelude, *(render(sql, params) + ";" for sql, params in steps),
                        *variable_cleanup(file, self.variables)]
         self._send("\n".join([*script, f"\\echo {self.token} ready"]) + "\n")
