@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MIGRATE := $(PY) scripts/migrate.py
-# TARGETS=file: the db-migrate* targets run on every database of that file ('[NAME ]URL' lines)
+# TARGETS=file: db-migrate, db-migrate-down, -status, -verify and -check run on every database of that file
 FLEET := $(if $(TARGETS),--targets "$(TARGETS)")
 STAMP := $(VENV)/.installed
 
@@ -83,19 +83,19 @@ db-migrate-create: $(STAMP) ## write the next migration's up/down files: make db
 
 db-migrate-force: $(STAMP) ## re-run version V's up file and clear its dirty mark: make db-migrate-force V=3
 	@test -n "$(V)" || { echo "error: say which version: make db-migrate-force V=3" >&2; exit 2; }
-	$(MIGRATE) $(FLEET) force "$(V)"
+	$(MIGRATE) force "$(V)"
 
 db-migrate-redo: $(STAMP) ## roll back the newest migration and apply it again
-	$(MIGRATE) $(FLEET) redo
+	$(MIGRATE) redo
 
 db-migrate-verify: $(STAMP) ## check files and history: duplicates, edits, missing files, dirty, out of order
 	$(MIGRATE) $(FLEET) verify
 
 db-migrate-plan: $(STAMP) ## print the exact SQL that db-migrate would run: make db-migrate-plan > plan.sql, then scripts/migrate.py psql -f plan.sql
-	@$(MIGRATE) $(FLEET) up --sql
+	@$(MIGRATE) up --sql
 
 db-migrate-check: $(STAMP) ## run the migrations on a throwaway database: locks, rewrites, scans, downs that do not revert (AGAINST=URL, FORMAT=json)
-	@$(MIGRATE) check $(if $(AGAINST),--against "$(AGAINST)") $(if $(FORMAT),--format "$(FORMAT)")
+	@$(MIGRATE) $(FLEET) check $(if $(AGAINST),--against "$(AGAINST)") $(if $(FORMAT),--format "$(FORMAT)")
 
 db-seed: $(STAMP) ## load the seed files (idempotent)
 	$(MIGRATE) seed

@@ -126,10 +126,13 @@ def read_dotenv(path: Path) -> dict[str, str]:
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror}); fix its permissions") from None
     for binding in parse_stream(io.StringIO(text)):
+        # Nothing of a line that cannot be read is shown: it may hold a password.
         if binding.error:
-            first = binding.original.string.strip().split("=", 1)[0][:40]
-            raise UsageError(f"{path}:{binding.original.line}: cannot read this line (starting {first!r}=...): "
-                             "an unterminated quote or a stray character; fix the line or remove it")
+            raise UsageError(f"{path}:{binding.original.line}: this line cannot be read (not NAME=value: a missing "
+                             "'=', an unterminated quote or a stray character); fix it or remove it")
+        if binding.key is not None and binding.value is None:
+            raise UsageError(f"{path}:{binding.original.line}: {binding.key} has no '=' and no value; write "
+                             f"{binding.key}=VALUE, or remove the line")
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 

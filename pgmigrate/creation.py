@@ -18,6 +18,8 @@ from .errors import FileError, UsageError
 VALID_NAME = re.compile(r"[A-Za-z0-9_-]+")  # used with fullmatch: no newline slips through '$'
 DEFAULT_NAME_MAX = 255  # bytes in a file name, where the file system does not say
 
+# The second line of the files 'create' writes, by which they are known (not another tool's files).
+CREATED_MARKS = ("-- Write the change here.", "-- Undo exactly what ")
 UP_TEMPLATE = """-- {label} (up)
 -- Write the change here. The runner wraps this file in a transaction together with its tracking
 -- row; for statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), put

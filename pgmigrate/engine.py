@@ -28,6 +28,7 @@ from .planning import (
     plan_up,
     problems,
     repeatable_status,
+    runnable_problems,
 )
 from .results import Result, Status, StatusRow
 from .tracking import Recorded
@@ -145,9 +146,10 @@ class Runner:
             folder.raise_problems()
         recorded = self._recorded()
         rows, repeated = recorded or ({}, None)
+        pending = [m.up for m in folder.migrations if m.version not in rows and m.up is not None]
         return Status(compute_status(folder, rows), out_of_order=out_of_order(folder, rows),
                       table_exists=recorded is not None, repeatables=repeatable_status(folder, repeated or {}),
-                      problems=folder.problems)
+                      problems=[*folder.problems, *runnable_problems(pending)])
 
     def version(self) -> tuple[int, bool]:
         """The highest recorded version (0 when none) and whether it is dirty."""

@@ -328,16 +328,22 @@ def repeatable_status(folder: Folder, repeated: dict[str, RepeatableRow]) -> lis
     return out
 
 
-def problems(folder: Folder, rows: dict[int, Row] | None, repeated: dict[str, RepeatableRow] | None) -> list[str]:
-    """Every problem with the folder (already scanned, not strict) and the recorded history (``rows``
-    None: no tracking table yet), one line each: what ``verify`` reports."""
-    found = list(folder.problems)
-    every = [f for m in folder.migrations for f in (m.up, m.down) if f is not None]
-    for f in every + [r.file for r in folder.repeatables]:
+def runnable_problems(files: list[SqlFile]) -> list[str]:
+    """What ``check_runnable`` finds wrong with each of ``files``, one line each."""
+    found = []
+    for f in files:
         try:
             f.check_runnable()
         except FileError as exc:
             found.append(str(exc.message))
+    return found
+
+
+def problems(folder: Folder, rows: dict[int, Row] | None, repeated: dict[str, RepeatableRow] | None) -> list[str]:
+    """Every problem with the folder (already scanned, not strict) and the recorded history (``rows``
+    None: no tracking table yet), one line each: what ``verify`` reports."""
+    every = [f for m in folder.migrations for f in (m.up, m.down) if f is not None]
+    found = [*folder.problems, *runnable_problems(every + [r.file for r in folder.repeatables])]
     if rows is None:
         return found
     files = folder.by_version()

@@ -30,7 +30,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -425,9 +424,7 @@ def parse_psql_error(lines: list[str], file: SqlFile | None, *, dirty: bool) -> 
         sm = _SQLSTATE.match(rest)
         if sm:
             state, rest = sm.group("state"), sm.group("msg")
-        ours = file is not None and (
-            Path(reported).name == file.path.name or reported.startswith(tempfile.gettempdir())
-        )
+        ours = file is not None and Path(reported).resolve() == file.path.resolve()
         if ours:
             line = error_line(file, line, lines[i + 1:])
             location = f"{where}:{line}"

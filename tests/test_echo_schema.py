@@ -20,6 +20,9 @@ TABLE_COUNTS = {"auth": 6, "users": 4, "messages": 20, "media": 2, "notification
                 "location": 2, "presence": 6}
 PROJECT = tuple(TABLE_COUNTS)
 MIGRATION_NAMES = {int(p.name[:6]): p.name[7:].removesuffix(".up.sql") for p in UP_FILES}
+# The versions whose files record themselves when run by hand (every shipped one; the guide makes the
+# INSERT optional for a team's own files).
+SELF_RECORDING = {int(p.name[:6]) for p in UP_FILES if "schema_migrations" in p.read_text()}
 OUTSIDE_SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\\_%%'"
 
 ALICE = "a1111111-1111-1111-1111-111111111111"
@@ -34,7 +37,10 @@ GROUP = "10000000-0000-0000-0000-000000000002"
 
 
 def psql_file(url: str, path: Path, *extra: str) -> subprocess.CompletedProcess:
-    """``psql -X -v ON_ERROR_STOP=1 [extra] -f path`` on the database, as a user would run it."""
+    """``psql -X -v ON_ERROR_STOP=1 [extra] -f path`` on the database, as a user would run it (and as
+    MIGRATION_GUIDE says: a file marked ``-- migrate:no-transaction`` without ``-1``)."""
+    if path.read_text().lstrip("\ufeff").startswith("-- migrate:no-transaction"):
+        extra = tuple(e for e in extra if e != "-1")
     argv, env = psql_command(Target(url, "test"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-f", str(path)])
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
@@ -180,7 +186,8 @@ def test_psql_and_runner_build_the_same_database(pg_server, db_url, cli):
         assert cli("up", url=by_runner).returncode == 0
         assert catalog_snapshot(by_psql) == catalog_snapshot(by_runner)
         rows = "SELECT version, description FROM public.schema_migrations ORDER BY version"
-        assert query(by_psql, rows) == query(by_runner, rows) == sorted(MIGRATION_NAMES.items())
+        assert query(by_runner, rows) == sorted(MIGRATION_NAMES.items())
+        assert query(by_psql, rows) == [(v, n) for v, n in sorted(MIGRATION_NAMES.items()) if v in SELF_RECORDING]
     finally:
         pg_server.drop_db(name)
 

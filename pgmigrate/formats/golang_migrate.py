@@ -78,9 +78,12 @@ class GolangMigrate(Format):
     def explain(self, file):
         if not _FILE.match(file.path.name):
             return None
+        from ..creation import CREATED_MARKS
         from ._convert import wrapped_in_transaction
 
         if file.scan.has_content and not wrapped_in_transaction(file.text):
+            return None
+        if not file.scan.has_content and any(mark in file.text for mark in CREATED_MARKS):  # 'create' wrote it
             return None
         what = "comment-only files" if not file.scan.has_content else "files wrapped in BEGIN/COMMIT"
         folder = file.path.parent
