@@ -55,6 +55,7 @@ from pgmigrate.config import Target, build_settings  # noqa: E402
 from pgmigrate.psql import find_psql, psql_command  # noqa: E402
 
 MIGRATE = ROOT / "scripts" / "migrate.py"
+TABLE = tracking.Table()  # the default tracking table, as the runner writes it
 RESULTS = ROOT / "benchmarks" / "results.md"
 DB_PREFIX = "pgmigrate_bench_"
 MIB = 1024 * 1024
@@ -491,14 +492,14 @@ def floor_scripts(workload: Workload, folder: Path) -> None:
     with open(workload.floor_up, "w", encoding="utf-8") as fh:
         for m in workload.migrations:
             text = m.up.read_text(encoding="utf-8-sig")
-            record = tracking.render(tracking.RECORD_SQL, (m.version, m.name, _checksum(m.up)))
+            record = tracking.render(TABLE.record_sql, (m.version, m.name, _checksum(m.up)))
             fh.write(f"BEGIN;\n{text.rstrip()}\n{record};\nCOMMIT;\n")
     if all(m.down for m in workload.migrations):
         workload.floor_down = folder / f"{workload.key}.floor_down.sql"
         with open(workload.floor_down, "w", encoding="utf-8") as fh:
             for m in reversed(workload.migrations):
                 text = m.down.read_text(encoding="utf-8-sig")
-                delete = tracking.render(tracking.DELETE_SQL, (m.version,))
+                delete = tracking.render(TABLE.delete_sql, (m.version,))
                 fh.write(f"BEGIN;\n{text.rstrip()}\n{delete};\nCOMMIT;\n")
 
 
@@ -682,7 +683,7 @@ class Bench:
         target = self.server.create()
         try:
             if not workload.is_seed:
-                self.server.query(target, tracking.CREATE_SQL)
+                self.server.query(target, TABLE.create_sql())
             self.server.checkpoint()
             up = self.floor(target, workload.floor_up, f"{workload.key}: psql floor (up)")
             cases["seed" if workload.is_seed else "up"].floor.append(up)
@@ -758,11 +759,11 @@ class Bench:
     def _fleet_empty(self, targets: list[Target], *, tracking_table: bool) -> None:
         for target in targets:
             self.server.query(target, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"
-                                      + (f"; {tracking.CREATE_SQL}" if tracking_table else ""))
+                                      + (f"; {TABLE.create_sql()}" if tracking_table else ""))
 
     def _fleet_check(self, targets: list[Target], expected: int) -> None:
         for target in targets:
-            count = self.server.query(target, f"SELECT count(*) FROM {tracking.QUALIFIED}")[0][0]
+            count = self.server.query(target, f"SELECT count(*) FROM {TABLE.sql}")[0][0]
             if count != expected:
                 raise CommandFailed(f"fleet: {count} tracking rows where {expected} were expected")
 
@@ -803,7 +804,7 @@ class Bench:
             raise CommandFailed(f"seed: {count} rows loaded where {workload.seed_rows} were expected")
 
     def _check_applied(self, target: Target, workload: Workload, expected: int) -> None:
-        count = self.server.query(target, f"SELECT count(*) FROM {tracking.QUALIFIED}")[0][0]
+        count = self.server.query(target, f"SELECT count(*) FROM {TABLE.sql}")[0][0]
         if count != expected:
             raise CommandFailed(f"{workload.key}: {count} tracking rows where {expected} were expected")
 
