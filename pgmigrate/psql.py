@@ -111,10 +111,26 @@ _PASSED_OVER = ("DO $pgmigrate$BEGIN RAISE EXCEPTION USING ERRCODE = 'PM002', ME
                 "applied'; END$pgmigrate$;")
 
 
-def _unless_error_passed_over(then: Sequence[str]) -> list[str]:
-    """psql lines that run ``then`` only if no query failed since ``_CLEAR_ERROR``, else raise PM002."""
-    return ["\\unset pgmigrate_ok", "SELECT :'LAST_ERROR_SQLSTATE' = '00000' AS pgmigrate_ok \\gset",
-            "\\if :pgmigrate_ok", *then, "\\else", _PASSED_OVER, "\\endif"]
+def chain(statements: Sequence[str], end: str = "\\g /dev/null") -> str:
+    """Statements sent to the server as ONE query (psql's ``\\;``): one round trip, and one implicit
+    transaction where no BEGIN is among them; what they return goes nowhere (or to ``end``: ``\\gset``)."""
+    return " \\;\n".join(s.strip().rstrip(";") for s in statements) + f" {end}"
+
+
+_SAME = "txid_current() = :pgmigrate_xid AS pgmigrate_same"
+_OK = ":'LAST_ERROR_SQLSTATE' = '00000' AS pgmigrate_ok"
+
+
+def _checked(then: Sequence[str], *, escape: Sequence[str] | None) -> list[str]:
+    """psql lines that run ``then`` only if no query of the file failed since ``_CLEAR_ERROR`` (else
+    PM002) and, with ``escape`` (the lines run when it did), if the transaction is still the one
+    opened (else PM001): both asked in one query."""
+    asked = [_SAME, _OK] if escape is not None else [_OK]
+    unless_passed_over = ["\\if :pgmigrate_ok", *then, "\\else", _PASSED_OVER, "\\endif"]
+    lines = ["\\unset pgmigrate_same", "\\unset pgmigrate_ok", f"SELECT {', '.join(asked)} \\gset"]
+    if escape is None:
+        return [*lines, *unless_passed_over]
+    return [*lines, "\\if :pgmigrate_same", *unless_passed_over, "\\else", *escape, "\\endif"]
 
 
 def group_member(body: str, escape: Step | None) -> list[str]:
@@ -122,20 +138,20 @@ def group_member(body: str, escape: Step | None) -> list[str]:
     that it left the transaction open (else ROLLBACK, ``escape`` marking its version dirty, PM001) and
     let no error pass (else PM002). The group's ``BEGIN`` is followed by ``pgmigrate_xid``'s ``\\gset``."""
     dirty = [render(*escape) + ";"] if escape else []
-    return [_CLEAR_ERROR, body.rstrip("\n"), "\\set ON_ERROR_STOP 1", "\\unset pgmigrate_same",
-            "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
-            "\\if :pgmigrate_same", *_unless_error_passed_over([]), "\\else", "ROLLBACK;", *dirty, _ESCAPED_RAISE,
-            "\\endif"]
+    return [_CLEAR_ERROR, body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
+            *_checked([], escape=["ROLLBACK;", *dirty, _ESCAPED_RAISE])]
 
 
 def session_reset() -> list[str]:
-    """The session reset (db.SESSION_RESET) as psql lines; query results go nowhere."""
-    return [f"{s} \\g /dev/null" if s.startswith("SELECT") else f"{s};" for s in SESSION_RESET]
+    """The session reset (db.SESSION_RESET) as psql lines: one query; what it returns goes nowhere."""
+    return [chain(SESSION_RESET)]
 
 
 def variable_cleanup(file: SqlFile, variables: dict[str, str]) -> list[str]:
     """psql lines that undo the file's own ``\\set``s, so that the next file starts with only the
     runner's variables (``--set``)."""
+    if file.large:  # a data load: not read for this (nor for variables), as with variables_problem
+        return []
     names = {m.args[0] for m in file.scan.meta_commands if m.name == "\\set" and m.args}
     return [set_variable(n, variables[n]) if n in variables else f"\\unset {n}" for n in sorted(names)]
 
@@ -152,27 +168,25 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     stays dirty; and in both modes a query of the file that failed without stopping psql is an error
     (PM002) before the clean mark. ``ready``: a line run once the file has run and its row is
     written, before COMMIT."""
-    rendered = [render(sql, params) + ";" for sql, params in steps]
-    reset = session_reset()
-    tail_lines = [*cleanup]
+    raw = [render(sql, params) for sql, params in steps]
+    done_line = [ready] if ready else []
     if not transactional:
-        after = rendered[1:] if len(rendered) < 3 else ["BEGIN;", *rendered[1:], "COMMIT;"]  # together
-        done = [*reset, *after, *cleanup, *([ready] if ready else [])]
-        lines = [*rendered[:1], *([_CLEAR_ERROR] if guard else []), body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
-                 *(_unless_error_passed_over(done) if guard else done)]
+        first = [chain(raw[:1])] if raw else []
+        done = [chain([*SESSION_RESET, *raw[1:]]), *cleanup, *done_line]  # one query: together
+        lines = [*first, *([_CLEAR_ERROR] if guard else []), body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
+                 *(_checked(done, escape=None) if guard else done)]
         return "\n".join(lines) + "\n", ""
-    prelude = limits.set_local_sql()
-    head = ["BEGIN;", *([prelude + ";"] if prelude else [])]
+    opening = ["BEGIN", *limits.set_local_statements()]
+    tail = "\n".join(["COMMIT;", *cleanup]) + "\n"
     if not guard:
-        head += [body.rstrip("\n"), *reset, *rendered, *([ready] if ready else [])]
-        return "\n".join(head) + "\n", "\n".join(["COMMIT;", *tail_lines]) + "\n"
-    before, after = (rendered[:1], rendered[1:]) if len(rendered) > 1 else ([], rendered)
-    head += [*before, "SELECT txid_current() AS pgmigrate_xid \\gset", _CLEAR_ERROR, body.rstrip("\n"),
-             "\\set ON_ERROR_STOP 1",
-             "\\unset pgmigrate_same", "SELECT txid_current() = :pgmigrate_xid AS pgmigrate_same \\gset",
-             "\\if :pgmigrate_same", *_unless_error_passed_over([*reset, *after, *([ready] if ready else [])]),
-             "\\else", "ROLLBACK;", *before, _ESCAPED_RAISE, "\\endif"]
-    return "\n".join(head) + "\n", "\n".join(["COMMIT;", *tail_lines]) + "\n"
+        head = [chain(opening), body.rstrip("\n"), chain([*SESSION_RESET, *raw]), *done_line]
+        return "\n".join(head) + "\n", tail
+    before, after = (raw[:1], raw[1:]) if len(raw) > 1 else ([], raw)
+    head = [chain([*opening, *before, "SELECT txid_current() AS pgmigrate_xid"], end="\\gset"), _CLEAR_ERROR,
+            body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
+            *_checked([chain([*SESSION_RESET, *after]), *done_line],
+                      escape=["ROLLBACK;", *([chain(before)] if before else []), _ESCAPED_RAISE])]
+    return "\n".join(head) + "\n", tail
 
 
 def _death_signal_wrapper() -> list[str]:
@@ -363,11 +377,12 @@ class PsqlSession:
         a file that ended it is stopped there, its version marked dirty (what it committed stays)."""
         if self.proc is None:
             self.start()
-        prelude = [limits.set_local_sql() + ";"] if limits.set_local_sql() else []
-        script = ["BEGIN;", *prelude, "SELECT txid_current() AS pgmigrate_xid \\gset"]
+        script = [chain(["BEGIN", *limits.set_local_statements(), "SELECT txid_current() AS pgmigrate_xid"],
+                        end="\\gset")]
         for number, (file, steps, escape) in enumerate(group):
             script += [f"\\echo {self.token} file {number}", *group_member(include(file), escape),
-                       *session_reset(), *prelude, *(render(sql, params) + ";" for sql, params in steps),
+                       chain([*SESSION_RESET, *limits.set_local_statements(),
+                              *(render(sql, params) for sql, params in steps)]),
                        *variable_cleanup(file, self.variables)]
         self._send("\n".join([*script, f"\\echo {self.token} ready"]) + "\n")
         running = group[0][0]
