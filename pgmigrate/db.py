@@ -26,9 +26,11 @@ CHECK_CLIENT_SQL = (
 # pg_dump's set_config), role, temporary objects, prepared statements, cursors, LISTENs, session
 # advisory locks. Each works inside a transaction (DISCARD ALL does not), as any role.
 SESSION_RESET = (
-    "RESET ALL", "SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "DISCARD TEMP", "DISCARD SEQUENCES",
-    "DEALLOCATE ALL", "CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()", CHECK_CLIENT_SQL,
-)
+    "RESET ALL", "SET SESSION AUTHORIZATION DEFAULT", "DISCARD TEMP", "DISCARD SEQUENCES", "DEALLOCATE ALL",
+    "CLOSE ALL", "UNLISTEN *",
+    "SELECT pg_advisory_unlock_all(), CASE WHEN current_setting('server_version_num')::int >= 140000 THEN "
+    "set_config('client_connection_check_interval', '1000', false) END",
+)  # SET SESSION AUTHORIZATION DEFAULT also ends a SET ROLE; RESET ALL undid the check interval: set again
 SESSION_RESET_SQL = "".join(f"{s};\n" for s in SESSION_RESET)
 
 

@@ -181,12 +181,17 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     if not guard:
         head = [chain(opening), body.rstrip("\n"), chain([*SESSION_RESET, *raw]), *done_line]
         return "\n".join(head) + "\n", tail
+    # Three queries of the runner's own, as many as the floor's BEGIN, tracking row and COMMIT: the
+    # opening (with the dirty row and the transaction's id), the reset with the two checks, and the
+    # clean row with COMMIT.
     before, after = (raw[:1], raw[1:]) if len(raw) > 1 else ([], raw)
+    escape = ["ROLLBACK;", *([chain(before)] if before else []), _ESCAPED_RAISE]
     head = [chain([*opening, *before, "SELECT txid_current() AS pgmigrate_xid"], end="\\gset"), _CLEAR_ERROR,
-            body.rstrip("\n"), "\\set ON_ERROR_STOP 1",
-            *_checked([chain([*SESSION_RESET, *after]), *done_line],
-                      escape=["ROLLBACK;", *([chain(before)] if before else []), _ESCAPED_RAISE])]
-    return "\n".join(head) + "\n", tail
+            body.rstrip("\n"), "\\set ON_ERROR_STOP 1", "\\unset pgmigrate_same", "\\unset pgmigrate_ok",
+            chain([*SESSION_RESET, f"SELECT {_SAME}, {_OK}"], end="\\gset"),
+            "\\if :pgmigrate_same", "\\if :pgmigrate_ok", *done_line, "\\else", _PASSED_OVER, "\\endif",
+            "\\else", *escape, "\\endif"]
+    return "\n".join(head) + "\n", "\n".join([chain([*after, "COMMIT"]), *cleanup]) + "\n"
 
 
 def _death_signal_wrapper() -> list[str]:
