@@ -42,10 +42,10 @@ demo: $(STAMP) ## the main job: start the embedded PostgreSQL (unless a database
 	$(MIGRATE) status
 
 test: $(STAMP) ## run the whole test suite against a real PostgreSQL (starts a throwaway one if none is reachable)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 test-fast: $(STAMP) ## the test suite without the slow fault-injection tests
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 lint: $(STAMP) ## ruff over the package, scripts, tests and benchmarks
 	$(VENV)/bin/ruff check pgmigrate scripts tests benchmarks

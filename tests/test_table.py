@@ -85,7 +85,7 @@ def test_sql_plan_names_the_table_and_psql_applies_it(cli, db_url, pg_server, md
     assert set(rows_of(db_url, CUSTOM)) == {1, 2, 3}
     assert cli("--dir", str(mdir), "--table", CUSTOM, "status", "--check", url=db_url).returncode == 0
     r = cli("--dir", str(mdir), "--table", CUSTOM, "down", "--all", "--sql", url=db_url)
-    assert 'DELETE FROM "app_meta"."migrations" WHERE version = 1;' in r.stdout
+    assert 'DELETE FROM "app_meta"."migrations" WHERE version = 1' in r.stdout
     assert 'UPDATE "app_meta"."migrations_repeatables" SET checksum = NULL' in r.stdout
 
 
