@@ -7,6 +7,7 @@ cancels the running statement on the server before the KeyboardInterrupt goes on
 
 from __future__ import annotations
 
+import os
 import time
 from collections import namedtuple
 from collections.abc import Callable
@@ -25,12 +26,16 @@ CHECK_CLIENT_SQL = (
 # before the next migration runs, so each starts as if in a psql -f of its own: settings (search_path,
 # pg_dump's set_config), role, temporary objects, prepared statements, cursors, LISTENs, session
 # advisory locks. Each works inside a transaction (DISCARD ALL does not), as any role.
+# The last of them a SELECT whose columns are named, so that psql can take them with the runner's own
+# checks in one \\gset (RESET ALL undid the check interval: it is set again).
+SESSION_RESET_COLUMNS = (
+    "pg_advisory_unlock_all() AS pgmigrate_unlocked, CASE WHEN current_setting('server_version_num')::int >= 140000 "
+    "THEN set_config('client_connection_check_interval', '1000', false) END AS pgmigrate_interval"
+)
 SESSION_RESET = (
     "RESET ALL", "SET SESSION AUTHORIZATION DEFAULT", "DISCARD TEMP", "DISCARD SEQUENCES", "DEALLOCATE ALL",
-    "CLOSE ALL", "UNLISTEN *",
-    "SELECT pg_advisory_unlock_all(), CASE WHEN current_setting('server_version_num')::int >= 140000 THEN "
-    "set_config('client_connection_check_interval', '1000', false) END",
-)  # SET SESSION AUTHORIZATION DEFAULT also ends a SET ROLE; RESET ALL undid the check interval: set again
+    "CLOSE ALL", "UNLISTEN *", f"SELECT {SESSION_RESET_COLUMNS}",
+)  # SET SESSION AUTHORIZATION DEFAULT also ends a SET ROLE
 SESSION_RESET_SQL = "".join(f"{s};\n" for s in SESSION_RESET)
 
 
@@ -69,9 +74,10 @@ def connect(target: Target, *, dbname: str | None = None, application_name: str 
     if dbname:
         target = target.with_dbname(dbname)
     extra = {"application_name": application_name} if application_name else {}
-    conninfo = target.connection_string(**extra)
+    conninfo = target.connection_string(client_encoding="UTF8", **extra)  # as psql's: files are UTF-8
     if read_only:
-        options = (target.params().get("options", "") + " -c default_transaction_read_only=on").strip()
+        given = target.params().get("options") or os.environ.get("PGOPTIONS", "")
+        options = (given + " -c default_transaction_read_only=on").strip()
         conninfo = make_conninfo(conninfo, options=options)
     try:
         conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)

@@ -67,7 +67,8 @@ def _transaction(conn: Connection, file: SqlFile, steps: Sequence[Step], limits:
     # The session is reset before the tracking statements: they run as the runner's role, with its
     # settings, and the next migration starts clean.
     prefix = "BEGIN;\n" + "".join(f"{s};\n" for s in limits.set_local_statements())
-    tracking = SESSION_RESET_SQL + "".join(render(sql, params) + ";\n" for sql, params in steps) + "COMMIT"
+    tracking = (SESSION_RESET_SQL + prefix.removeprefix("BEGIN;\n")  # the limits again, after RESET ALL
+                + "".join(render(sql, params) + ";\n" for sql, params in steps) + "COMMIT")
     try:
         with watching(watch, conn.info.backend_pid):
             _run_file(conn, file, prefix, len(limits.set_local_statements()) + 1)

@@ -47,6 +47,9 @@ class MigrationLock:
         key = f"hashtext(current_database() || {literal('/' + self.table.qualified)})"
         (row,) = rows(conn,
             "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0;\n"
+            # PostgreSQL 17's transaction_timeout would end the lock's long transaction, and the lock with it
+            "SELECT set_config('transaction_timeout', '0', true) "
+            "WHERE current_setting('server_version_num')::int >= 170000;\n"
             f"SELECT {key}, pg_try_advisory_xact_lock({LOCK_NAMESPACE}, {key})"
         )
         key_value, taken = int(row[0]), bool(row[1])

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from . import locate
 from .config import Limits
-from .db import CHECK_CLIENT_SQL, SESSION_RESET
+from .db import CHECK_CLIENT_SQL, SESSION_RESET, SESSION_RESET_COLUMNS
 from .discovery import SqlFile, display_path
 from .errors import MigrationFailed, UsageError
 from .sqltext import line_of
@@ -179,7 +179,7 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     opening = ["BEGIN", *limits.set_local_statements()]
     tail = "\n".join(["COMMIT;", *cleanup]) + "\n"
     if not guard:
-        head = [chain(opening), body.rstrip("\n"), chain([*SESSION_RESET, *raw]), *done_line]
+        head = [chain(opening), body.rstrip("\n"), chain([*SESSION_RESET, *opening[1:], *raw]), *done_line]
         return "\n".join(head) + "\n", tail
     # Three queries of the runner's own, as many as the floor's BEGIN, tracking row and COMMIT: the
     # opening (with the dirty row and the transaction's id), the reset with the two checks, and the
@@ -188,7 +188,8 @@ def transaction_script(body: str, steps: Sequence[Step], limits: Limits, *, tran
     escape = ["ROLLBACK;", *([chain(before)] if before else []), _ESCAPED_RAISE]
     head = [chain([*opening, *before, "SELECT txid_current() AS pgmigrate_xid"], end="\\gset"), _CLEAR_ERROR,
             body.rstrip("\n"), "\\set ON_ERROR_STOP 1", "\\unset pgmigrate_same", "\\unset pgmigrate_ok",
-            chain([*SESSION_RESET, f"SELECT {_SAME}, {_OK}"], end="\\gset"),
+            chain([*SESSION_RESET[:-1], *opening[1:], f"SELECT {_SAME}, {_OK}, {SESSION_RESET_COLUMNS}"],
+                  end="\\gset"),
             "\\if :pgmigrate_same", "\\if :pgmigrate_ok", *done_line, "\\else", _PASSED_OVER, "\\endif",
             "\\else", *escape, "\\endif"]
     return "\n".join(head) + "\n", "\n".join([chain([*after, "COMMIT"]), *cleanup]) + "\n"

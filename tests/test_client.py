@@ -334,3 +334,19 @@ def test_a_lost_connection_is_named_and_nothing_is_recorded(cli, db_url, mdir):
     assert proc.returncode == 1, err
     assert "terminating connection" in err and "Traceback" not in err and err.count("error:") == 1
     assert tracked(db_url) == {} and "slow" not in tables(db_url)
+
+
+def test_utf8_file_in_process_on_a_sql_ascii_database(cli, pg_server, mdir):
+    """The in-process connection speaks UTF-8, as psql does for the runner: the same file runs on
+    either path whatever the database's encoding."""
+    name = f"pgm_ascii_{uuid.uuid4().hex[:8]}"
+    with pg_server.admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        url = pg_server.url(name)
+        mdir.add(1, "accents", "CREATE TABLE word (w text);\nINSERT INTO word VALUES ('café');\n")
+        done = cli("--dir", str(mdir), "up", url=url)
+        assert done.returncode == 0, done.stderr
+        assert set(tracked(url)) == {1}
+    finally:
+        pg_server.drop_db(name)
