@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .config import Limits, Settings
 from .discovery import SqlFile
 from .errors import MigrationFailed
-from .planning import Plan, Planned, PlannedRepeatable
+from .planning import Plan, Planned, PlannedRepeatable, escape_mark
 from .results import Result
 from .tracking import Step, Table, render
 
@@ -134,7 +134,7 @@ class Applier:
         start = time.perf_counter()
         if any(f.needs_psql for f, _ in group):
             psql = self._psql_session()
-            marked = [(f, steps, self.table.escape_mark(steps[0]) if steps else None) for f, steps in group]
+            marked = [(f, steps, escape_mark(step, self.table)) for (f, steps), step in zip(group, plan, strict=True)]
             retry_on_lock_timeout(lambda: psql.run_group(marked, self.limits), self.limits, self.on_note, group[0][0])
         else:
             run_group(self.conn, group, self.limits, self.on_note, self._watch())
@@ -149,13 +149,17 @@ class Applier:
         file = step.file
         start = time.perf_counter()
         try:
-            self.execute(file, tracking_for(step, self.table), transactional=file.transactional)
+            self.execute(file, tracking_for(step, self.table), transactional=file.transactional,
+                         escape=escape_mark(step, self.table))
         except MigrationFailed as exc:
             exc.version = step.version
             raise
         return (time.perf_counter() - start) * 1000
 
-    def execute(self, file: SqlFile, steps: list[Step], *, transactional: bool) -> None:
+    def execute(self, file: SqlFile, steps: list[Step], *, transactional: bool,
+                escape: Step | None = None) -> None:
+        """Run ``file`` with its tracking ``steps``; ``escape`` marks its row if the file ends the
+        in-process transaction itself (None: a seed, which has no row)."""
         from .inprocess import run_autocommit, run_transactional
         from .watch import retry_on_lock_timeout, watching
 
@@ -172,7 +176,6 @@ class Applier:
             else:
                 attempt()
         elif transactional:
-            escape = self.table.escape_mark(steps[0]) if steps else None
             run_transactional(self.conn, file, steps, self.limits, self.on_note, watch, escape=escape)
         else:
             run_autocommit(self.conn, file, steps[0] if steps else None, steps[1:])

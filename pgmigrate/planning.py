@@ -78,6 +78,13 @@ class PlannedRepeatable(namedtuple("PlannedRepeatable", "repeatable")):
         return [(table.repeatable_unmark_sql, (r.name,)), (table.repeatable_finish_sql, (r.file.checksum, r.name))]
 
 
+def escape_mark(step: Planned | PlannedRepeatable, table: Table) -> Step:
+    """What marks ``step``'s row honestly when its file ended the transaction that was to record it:
+    the mark its file would get before it ran outside a transaction (dirty; for a repeatable, 'to be
+    applied again')."""
+    return step.tracking(table, False)[0]
+
+
 class Plan:
     """The files a command runs, in order, and how: one transaction each, or (``single``) one for all;
     ``forget``: the recorded repeatable migrations whose files are gone, whose rows go after the files."""

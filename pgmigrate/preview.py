@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from .apply import tracking_for
 from .config import Limits
 from .discovery import SqlFile, display_path
-from .planning import Plan, PlannedRepeatable
+from .planning import Plan, PlannedRepeatable, escape_mark
 from .psql import group_member, include, session_reset, set_variable, transaction_script, variable_cleanup
 from .tracking import Table, render
 
@@ -60,8 +60,10 @@ def render_plan(plan: Plan, *, limits: Limits, variables: dict[str, str], target
         out.append(f"-- {what} {step.label}: {display_path(file)}{mode}")
         if plan.single:
             prelude = limits.set_local_sql()
-            escape = table.escape_mark(steps[0]) if steps else None
-            body = group_member(_body(file), escape) if guarded else [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1"]
+            if guarded:
+                body = group_member(_body(file), escape_mark(step, table))
+            else:
+                body = [_body(file).rstrip("\n"), "\\set ON_ERROR_STOP 1"]
             out += [*body, *session_reset(), *([prelude + ";"] if prelude else [])]
             out += [render(sql, params) + ";" for sql, params in steps]
             out += variable_cleanup(file, variables) if guarded else []

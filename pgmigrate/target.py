@@ -73,10 +73,6 @@ class Target:
         user = p.get("user") or os.environ.get("PGUSER")
         return f"host {host}, port {port}, database {self.dbname or '?'}" + (f", user {user}" if user else "")
 
-    def redacted(self) -> str:
-        """The connection string without its secrets, as ``key=value`` pairs."""
-        return make_conninfo("", **{k: v for k, v in self._params.items() if k not in SECRETS})
-
     def with_dbname(self, dbname: str) -> Target:
         return Target(make_conninfo(self.conninfo, dbname=dbname), self.source)
 
@@ -141,11 +137,6 @@ def safe_reason(message: str) -> str:
     return _QUOTED.sub(lambda m: f'"{m.group(1)}"' if m.group(1) in names or m.group(1) == "=" else '"..."', first)
 
 
-def redact(conninfo: str) -> str:
-    """A connection string without its secrets (parsed and rebuilt), or a placeholder if libpq
-    cannot read it."""
-    try:
-        params = conninfo_to_dict(conninfo)
-    except ProgrammingError:
-        return "(a connection string libpq cannot read)"
-    return make_conninfo("", **{k: str(v) for k, v in params.items() if k not in SECRETS})
+def without_secrets(params: dict[str, str]) -> str:
+    """Parsed connection parameters as a ``key=value`` string, the secrets left out: what is shown."""
+    return make_conninfo("", **{k: v for k, v in params.items() if k not in SECRETS})

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_NAME = "schema_migrations"
-DEFAULT = f"{DEFAULT_SCHEMA}.{DEFAULT_NAME}"
 REPEATABLES_SUFFIX = "_repeatables"
 MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1
 Step = tuple[str, tuple[object, ...]]  # a statement with %s placeholders and its parameters
@@ -169,18 +168,6 @@ COMMENT ON TABLE {t} IS 'Repeatable migrations (R__name.sql), each with its chec
         )
         self.select_repeatables_sql = ("SELECT name, checksum, extract(epoch FROM applied_at), execution_ms, "
                                        f"applied_by FROM {r} ORDER BY name")
-
-    def escape_mark(self, step: Step) -> Step | None:
-        """The statement that marks dirty (or, for a repeatable, 'to be applied again') what ``step``
-        would have recorded cleanly, for a file that ended the transaction holding its row."""
-        sql, params = step
-        if sql == self.record_sql:
-            return self.mark_dirty_sql, params
-        if sql == self.delete_sql:
-            return self.mark_dirty_for_down_sql, params
-        if sql == self.repeatable_record_sql:
-            return self.repeatable_unmark_sql, params[:1]
-        return None
 
     # --- the catalog ---
 

@@ -162,6 +162,22 @@ def echo_url(pg_server: Server, echo_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def other_url(pg_server: Server) -> Iterator[str]:
+    """A second fresh, empty database (to apply another tool's files with psql, say); dropped afterwards."""
+    name = pg_server.create_db()
+    yield pg_server.url(name)
+    pg_server.drop_db(name)
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    """An empty folder for another tool's migrations."""
+    path = tmp_path / "theirs"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def mdir(tmp_path: Path) -> MigrationsDir:
     """An empty migrations folder with a helper to write files into it."""
     return MigrationsDir(tmp_path / "migrations")

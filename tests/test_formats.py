@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -91,21 +90,6 @@ def write_flyway(src: Path) -> list[tuple[str, Path]]:
 WRITERS = {"prisma": write_prisma, "supabase": write_supabase, "flyway": write_flyway}
 VERSIONS = {"prisma": [1, 20240102120000, 20240103120000], "supabase": [20240101120000, 20240102120000, 20240103120000],
             "flyway": [10000, 10100, 20003]}
-
-
-@pytest.fixture
-def other_url(pg_server) -> Iterator[str]:
-    """A second empty database, for the tool's own files applied with psql."""
-    name = pg_server.create_db()
-    yield pg_server.url(name)
-    pg_server.drop_db(name)
-
-
-@pytest.fixture
-def src(tmp_path: Path) -> Path:
-    path = tmp_path / "theirs"
-    path.mkdir()
-    return path
 
 
 def audit(url: str) -> list[str]:

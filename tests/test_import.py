@@ -4,7 +4,7 @@ schema the original SQL gives when run directly; downs undo it; no-transaction m
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -103,23 +103,8 @@ def schema(url: str) -> tuple:
     )
 
 
-@pytest.fixture
-def direct_url(pg_server) -> Iterator[str]:
-    """A second empty database, for applying the original SQL directly."""
-    name = pg_server.create_db()
-    yield pg_server.url(name)
-    pg_server.drop_db(name)
-
-
-@pytest.fixture
-def src(tmp_path: Path) -> Path:
-    path = tmp_path / "theirs"
-    path.mkdir()
-    return path
-
-
 @pytest.mark.parametrize("tool", list(WRITERS))
-def test_imported_folder_builds_the_same_schema_and_rolls_back(tool, src, tmp_path, db_url, direct_url, cli):
+def test_imported_folder_builds_the_same_schema_and_rolls_back(tool, src, tmp_path, db_url, other_url, cli):
     labels = WRITERS[tool](src)
     dest = tmp_path / "migrations"
     r = cli("--dir", str(dest), "import", "--from", tool, str(src))
@@ -139,9 +124,9 @@ def test_imported_folder_builds_the_same_schema_and_rolls_back(tool, src, tmp_pa
     r = cli("--dir", str(dest), "up", url=db_url)
     assert r.returncode == 0, r.stderr
     for _, up, _ in MIGRATIONS:  # the original SQL, statement by statement, as each tool would run it
-        with psycopg.connect(direct_url, autocommit=True) as conn:
+        with psycopg.connect(other_url, autocommit=True) as conn:
             conn.execute(sql(up))
-    assert schema(db_url) == schema(direct_url)
+    assert schema(db_url) == schema(other_url)
     assert query(db_url, "SELECT count(*) FROM pg_index WHERE indexrelid = 'users_email_idx'::regclass "
                          "AND indisvalid") == [(1,)]
     assert sorted(tracked(db_url)) == sorted(int(label.split("_")[0]) for label in labels)

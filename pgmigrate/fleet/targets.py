@@ -14,7 +14,7 @@ from pathlib import Path
 from psycopg.conninfo import make_conninfo
 
 from ..errors import UsageError
-from ..target import SECRETS, Target, parse
+from ..target import Target, parse, without_secrets
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 URL_HELP = ("postgresql://[user[:password]@]host[:port]/dbname, or key=value pairs; percent-encode "
@@ -48,16 +48,12 @@ class FleetTarget:
 
     def display(self) -> str:
         """The connection parameters without the password, rebuilt from the parsed ones."""
-        return redact(self.params)
+        return without_secrets(self.params)
 
     def tagged(self, application_name: str) -> str:
         """The connection string with ``application_name`` set: every session the runner opens for
         this target shows that name in pg_stat_activity, which is how Ctrl-C finds them."""
         return make_conninfo("", **{**self.params, "application_name": application_name})
-
-
-def redact(params: dict[str, str]) -> str:
-    return make_conninfo("", **{k: v for k, v in params.items() if k not in SECRETS})
 
 
 def parse_conninfo(text: str, origin: str) -> dict[str, str]:
